@@ -1,0 +1,36 @@
+# Vigil — the front door. `make run` and `make test` install what they need.
+SHELL := /bin/sh
+NODE_BIN := $(shell sh scripts/node.sh)
+export PATH := $(NODE_BIN):$(PATH)
+export npm_config_update_notifier := false
+
+.PHONY: setup deps build run test bench clean
+
+node_modules/.installed: package.json package-lock.json protocol/package.json cloud/package.json agent/package.json
+	@# No install scripts: every native part we use ships prebuilt in its npm tarball
+	@# (better-sqlite3 13, sharp's @img packages); a script would only try to compile or download.
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: deps node_modules/.installed
+
+deps:
+	@sh scripts/deps.sh
+
+build: node_modules/.installed
+	npm run -s build
+
+## The main job: cloud + agent on the embedded default, against a local test camera.
+run: setup build
+	node tools/dev-run.js
+
+## All tests: lint, type-check, unit, integration.
+test: setup
+	@sh scripts/test.sh
+
+## Benchmarks: one line per figure, "bench <name> <value> <unit>".
+bench: setup build
+	@for f in bench/*.bench.ts; do node --experimental-strip-types --no-warnings "$$f" || exit 1; done
+
+clean:
+	rm -rf protocol/dist cloud/dist agent/dist .tap .run

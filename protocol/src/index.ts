@@ -1,0 +1,3 @@
+export * from './api.js';
+export * from './dhash.js';
+export * from './jpeg.js';
