@@ -13,6 +13,9 @@ export interface Clock {
   toRealMs(ms: number): number;
 }
 
+/** setTimeout's largest delay; longer sleeps end early, and every loop re-checks its state. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 function realSleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
@@ -21,7 +24,7 @@ function realSleep(ms: number, signal?: AbortSignal): Promise<void> {
       signal?.removeEventListener('abort', done);
       resolve();
     };
-    const timer = setTimeout(done, Math.max(0, ms));
+    const timer = setTimeout(done, Math.min(MAX_TIMER_MS, Math.max(0, ms)));
     signal?.addEventListener('abort', done, { once: true });
   });
 }
