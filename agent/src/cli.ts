@@ -1,0 +1,121 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import type { ClaimResponse } from '@vigil/protocol';
+import { loadConfig, ConfigError, type AgentConfig } from './config.js';
+import { Agent, openParts } from './agent.js';
+import { CloudClient } from './cloud/cloud-client.js';
+import { scaledClock, systemClock } from './lib/clock.js';
+import { createLogger } from './lib/logger.js';
+
+const USAGE = `usage: vigil-agent [command] [--config FILE]
+
+commands:
+  run                  capture and upload until stopped (default)
+  claim --code CODE    exchange a one-time claim code for this device's token
+  set-token            store a device token read from standard input
+  status               queue depth, dead letters and counters (JSON)
+
+Configuration: a JSON file (--config or VIGIL_CONFIG) and VIGIL_* environment variables.`;
+
+async function main(): Promise<number> {
+  const { positionals, values } = parseArgs({
+    allowPositionals: true,
+    options: { config: { type: 'string' }, code: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const command = positionals[0] ?? 'run';
+  const config = loadConfig({ file: values.config });
+  switch (command) {
+    case 'run':
+      return run(config);
+    case 'claim':
+      if (!values.code) throw new ConfigError('claim needs --code CODE');
+      return claim(config, values.code);
+    case 'set-token':
+      return setToken(config);
+    case 'status':
+      return status(config);
+    default:
+      console.error(`unknown command "${command}"\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function run(config: AgentConfig): Promise<number> {
+  const log = createLogger();
+  const clock = config.clockScale > 1 ? scaledClock(config.clockScale) : systemClock;
+  const parts = await openParts(config, clock.now());
+  const agent = new Agent(config, parts, clock, log);
+  const stop = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      log.warn({ sig }, 'second signal: exiting at once');
+      process.exit(130);
+    }
+    log.info({ sig, deadlineMs: config.shutdownTimeoutMs }, 'stopping');
+    // A stuck part must not keep the device from restarting: exit when the deadline passes.
+    setTimeout(() => {
+      log.error('graceful stop missed its deadline; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs).unref();
+    stop.abort();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  await agent.run(stop.signal);
+  agent.close();
+  return 0;
+}
+
+async function claim(config: AgentConfig, code: string): Promise<number> {
+  const parts = await openParts(config, Date.now());
+  const client = new CloudClient({ baseUrl: config.cloudUrl, token: () => undefined });
+  try {
+    const res = await client.call<ClaimResponse>('POST', '/v1/claim', { code, hardwareId: parts.hardwareId, name: config.deviceName }, { auth: false });
+    parts.vault.save(res.token, Date.now());
+    console.log(`claimed: device ${res.deviceId} at site "${res.site}"`);
+    return 0;
+  } finally {
+    await client.close();
+    parts.db.close();
+  }
+}
+
+async function setToken(config: AgentConfig): Promise<number> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  const token = Buffer.concat(chunks).toString('utf8').trim();
+  if (!token) throw new ConfigError('set-token: no token on standard input');
+  const parts = await openParts(config, Date.now());
+  parts.vault.save(token, Date.now());
+  parts.db.close();
+  console.log('token stored');
+  return 0;
+}
+
+async function status(config: AgentConfig): Promise<number> {
+  const parts = await openParts(config, Date.now());
+  const out = {
+    queue: parts.queue.depth(),
+    deadLetters: parts.queue.deadLetterCount(),
+    spoolBytes: parts.queue.spoolBytes(),
+    counters: parts.counters.all(),
+    hasToken: parts.vault.load() !== undefined,
+  };
+  parts.db.close();
+  console.log(JSON.stringify(out, null, 2));
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err instanceof ConfigError ? err.message : err);
+    process.exit(err instanceof ConfigError ? 78 : 1);
+  },
+);

@@ -1,0 +1,122 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+
+// One typed config for the agent: a JSON file (VIGIL_CONFIG or --config) plus environment
+// overrides for every path and endpoint. Validated at start-up; a bad value is an error that
+// names the option.
+
+const ms = (def: number) => z.number().int().positive().default(def);
+
+const CameraSchema = z.object({
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1-64 letters, digits, "-" or "_" (it names spool folders)'),
+  name: z.string().min(1).optional(),
+  url: z
+    .string()
+    .refine((u) => URL.canParse(u) && /^rtsps?:$/.test(new URL(u).protocol), 'must be an rtsp:// or rtsps:// URL'),
+  transport: z.enum(['tcp', 'udp']).default('tcp'),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  intervalMs: z.number().int().positive().optional(),
+  captureTimeoutMs: z.number().int().positive().optional(),
+});
+
+const ConfigSchema = z
+  .object({
+    cloudUrl: z.string().refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'must be an http(s) URL'),
+    dataDir: z.string().min(1).default('/data/vigil'),
+    claimCode: z.string().min(1).optional(),
+    deviceName: z.string().min(1).optional(),
+    ffmpegPath: z.string().min(1).default('ffmpeg'),
+    captureIntervalMs: ms(30_000),
+    captureTimeoutMs: ms(120_000),
+    /** RTSP socket timeout handed to ffmpeg (-timeout). */
+    rtspTimeoutMs: ms(10_000),
+    spoolBudgetBytes: z.number().int().positive().default(4 * 1024 ** 3),
+    requestTimeoutMs: ms(30_000),
+    activePollMs: ms(5_000),
+    idlePollMs: ms(30_000),
+    maxAttempts: z.number().int().positive().default(20),
+    maxAgeMs: ms(86_400_000),
+    shutdownTimeoutMs: ms(10_000),
+    /** node-cron expression for the token check; hourly. */
+    tokenCheckSchedule: z.string().default('17 * * * *'),
+    /** Files tried in order for the board serial (device identity and token key). */
+    serialSources: z.array(z.string()).min(1).optional(),
+    /** Drills only: run the agent's clock this many times faster than real time. */
+    clockScale: z.number().min(1).default(1),
+    cameras: z.array(CameraSchema).default([]),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const seen = new Set<string>();
+    c.cameras.forEach((cam, i) => {
+      if (seen.has(cam.id)) ctx.addIssue({ code: 'custom', path: ['cameras', i, 'id'], message: `duplicate camera id "${cam.id}"` });
+      seen.add(cam.id);
+    });
+  });
+
+export type AgentConfig = z.infer<typeof ConfigSchema>;
+export type CameraConfig = AgentConfig['cameras'][number];
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  override readonly name = 'ConfigError';
+}
+
+const ENV: Record<string, { key: keyof AgentConfig; type: 'string' | 'number' | 'json' }> = {
+  VIGIL_CLOUD_URL: { key: 'cloudUrl', type: 'string' },
+  VIGIL_DATA_DIR: { key: 'dataDir', type: 'string' },
+  VIGIL_CLAIM_CODE: { key: 'claimCode', type: 'string' },
+  VIGIL_DEVICE_NAME: { key: 'deviceName', type: 'string' },
+  VIGIL_FFMPEG: { key: 'ffmpegPath', type: 'string' },
+  VIGIL_CAPTURE_INTERVAL_MS: { key: 'captureIntervalMs', type: 'number' },
+  VIGIL_CAPTURE_TIMEOUT_MS: { key: 'captureTimeoutMs', type: 'number' },
+  VIGIL_SPOOL_BUDGET_BYTES: { key: 'spoolBudgetBytes', type: 'number' },
+  VIGIL_CLOCK_SCALE: { key: 'clockScale', type: 'number' },
+  VIGIL_SERIAL_SOURCES: { key: 'serialSources', type: 'json' },
+  VIGIL_CAMERAS: { key: 'cameras', type: 'json' },
+};
+
+export function loadConfig(opts: { file?: string | undefined; env?: NodeJS.ProcessEnv } = {}): AgentConfig {
+  const env = opts.env ?? process.env;
+  const file = opts.file ?? env.VIGIL_CONFIG;
+  let raw: Record<string, unknown> = {};
+  if (file) {
+    try {
+      raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`config file ${file}: ${(err as Error).message}`);
+    }
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`config file ${file}: must hold a JSON object`);
+  }
+  for (const [name, { key, type }] of Object.entries(ENV)) {
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    if (type === 'string') raw[key] = v;
+    else if (type === 'number') raw[key] = Number(v);
+    else {
+      try {
+        raw[key] = JSON.parse(v);
+      } catch {
+        throw new ConfigError(`${name}: not valid JSON`);
+      }
+    }
+  }
+  return parseConfig(raw);
+}
+
+export function parseConfig(raw: unknown): AgentConfig {
+  const r = ConfigSchema.safeParse(raw);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(config)'}: ${i.message}`);
+    throw new ConfigError(`invalid agent config:\n  ${lines.join('\n  ')}`);
+  }
+  return r.data;
+}
+
+export const paths = (c: AgentConfig) => ({
+  db: join(c.dataDir, 'agent.db'),
+  spool: join(c.dataDir, 'spool'),
+  secret: join(c.dataDir, 'device.secret'),
+});
