@@ -52,7 +52,7 @@ export class Agent {
   readonly auth: DeviceAuth;
   readonly outbox: Outbox;
   readonly workers: CameraWorker[];
-  readonly uploaders: Uploader[];
+  readonly uploaders: Uploader[] = [];
 
   constructor(
     readonly config: AgentConfig,
@@ -108,37 +108,45 @@ export class Agent {
           rtspTimeoutMs: config.rtspTimeoutMs,
         }),
     );
+  }
+
+  /** One uploader per (camera, variant); cameras removed from the config still drain their backlog. */
+  private buildUploaders(): void {
+    const { config, parts, clock, log } = this;
     const policy = {
       activePollMs: config.activePollMs,
       idlePollMs: config.idlePollMs,
       maxAttempts: config.maxAttempts,
       maxAgeMs: config.maxAgeMs,
     };
-    this.uploaders = config.cameras.flatMap((cam) =>
-      VARIANTS.map(
-        (variant) =>
+    const cameras = new Set([...config.cameras.map((c) => c.id), ...parts.queue.depth().map((d) => d.camera)]);
+    for (const camera of cameras) {
+      for (const variant of VARIANTS) {
+        this.uploaders.push(
           new Uploader({
-            camera: cam.id,
+            camera,
             variant,
-            queue,
-            counters,
+            queue: parts.queue,
+            counters: parts.counters,
             client: this.client,
             bus: this.bus,
             clock,
-            log: log.child({ camera: cam.id, variant }),
+            log: log.child({ camera, variant }),
             policy,
           }),
-      ),
-    );
+        );
+      }
+    }
   }
 
   /** Runs until `signal` aborts, then resolves once every part has stopped. */
   async run(signal: AbortSignal): Promise<void> {
     const r = await this.outbox.reconcile();
+    this.buildUploaders();
     this.log.info({ ...r, cameras: this.workers.length }, 'agent started');
     const services: [string, Service][] = [
       ['auth', this.auth],
-      ...this.uploaders.map((u, i) => [`uploader:${i}`, u] as [string, Service]),
+      ...this.uploaders.map((u) => [`uploader:${u.camera}/${u.variant}`, u] as [string, Service]),
       ...this.workers.map((w, i) => [`camera:${this.config.cameras[i]!.id}`, w] as [string, Service]),
     ];
     await Promise.all(services.map(([name, s]) => keepRunning(name, s, signal, this.clock, this.log)));

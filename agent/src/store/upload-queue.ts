@@ -79,6 +79,7 @@ export class UploadQueue {
   readonly #paths;
   readonly #deadCount;
   readonly #get;
+  readonly #ledger;
   readonly #oldestDeadFile;
   readonly #forgetDeadFile;
   readonly #removeByPath;
@@ -128,6 +129,10 @@ export class UploadQueue {
     );
     this.#deadCount = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM dead_letters');
     this.#get = db.prepare<[number], Row>('SELECT * FROM upload_queue WHERE id = ?');
+    this.#ledger = db.prepare(
+      `INSERT INTO counters (name, value) VALUES ('frames_enqueued', ?)
+       ON CONFLICT (name) DO UPDATE SET value = value + excluded.value`,
+    );
     this.#oldestDeadFile = db.prepare<[], { id: number; path: string; bytes: number }>(
       'SELECT id, image_path AS path, bytes FROM dead_letters WHERE image_path IS NOT NULL ORDER BY unix_timestamp, id LIMIT 1',
     );
@@ -136,10 +141,15 @@ export class UploadQueue {
     this.#forgetDeadPath = db.prepare('UPDATE dead_letters SET image_path = NULL WHERE image_path = ?');
   }
 
-  /** Inserts all items in one transaction: both variants of a capture are queued, or neither. */
+  /**
+   * Inserts all items in one transaction: both variants of a capture are queued, or neither.
+   * The `frames_enqueued` counter moves in the same transaction, so it is an exact ledger of
+   * what reached the queue, whatever moment the process dies at.
+   */
   enqueue(items: readonly NewQueueItem[], now: number): void {
     this.db.transaction(() => {
       for (const it of items) this.#insert.run({ ...it, now });
+      this.#ledger.run(items.length);
     })();
   }
 

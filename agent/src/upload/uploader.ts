@@ -67,6 +67,14 @@ export class Uploader {
     this.#waker = new Waker(o.clock);
   }
 
+  get camera(): string {
+    return this.o.camera;
+  }
+
+  get variant(): Variant {
+    return this.o.variant;
+  }
+
   async start(signal: AbortSignal): Promise<void> {
     const { bus, camera, variant } = this.o;
     const onEnqueued = (c: string, v: Variant): void => {

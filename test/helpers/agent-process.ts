@@ -1,0 +1,106 @@
+// The real agent as a child process (the built CLI), for drills that kill, signal and restart
+// it. Logs (pino JSON lines) are collected so tests can wait for and assert on them.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { Teardown } from './tmp.js';
+
+const CLI = fileURLToPath(new URL('../../agent/dist/cli.js', import.meta.url));
+
+export interface AgentLogLine {
+  level: number;
+  msg: string;
+  [k: string]: unknown;
+}
+
+export interface AgentProcess {
+  child: ChildProcess;
+  logs: AgentLogLine[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  waitForLog(pred: (l: AgentLogLine) => boolean, timeoutMs?: number): Promise<AgentLogLine>;
+  /** SIGTERM and wait for the exit. */
+  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill(): Promise<void>;
+}
+
+/** Writes the agent's config file (and a fake board serial) into `dataDir`; returns its path. */
+export function writeAgentConfig(dataDir: string, config: Record<string, unknown>): string {
+  mkdirSync(dataDir, { recursive: true });
+  const serial = join(dataDir, 'board-serial');
+  writeFileSync(serial, '10000000c0ffee00\n');
+  const file = join(dataDir, 'agent.json');
+  writeFileSync(file, JSON.stringify({ dataDir, serialSources: [serial], ...config }, null, 2));
+  return file;
+}
+
+export function startAgentProcess(t: Teardown, configFile: string, env: NodeJS.ProcessEnv = {}, command = 'run'): AgentProcess {
+  const child = spawn(process.execPath, [CLI, command, '--config', configFile], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, VIGIL_LOG_LEVEL: 'debug', ...env },
+  });
+  const logs: AgentLogLine[] = [];
+  const waiters = new Set<() => void>();
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    try {
+      logs.push(JSON.parse(line) as AgentLogLine);
+    } catch {
+      logs.push({ level: 30, msg: line });
+    }
+    for (const w of waiters) w();
+  });
+  const stderr: string[] = [];
+  createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+  const killOnExit = (): void => void child.kill('SIGKILL');
+  process.on('exit', killOnExit);
+  t.teardown(async () => {
+    process.off('exit', killOnExit);
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return {
+    child,
+    logs,
+    exited,
+    waitForLog(pred, timeoutMs = 30_000) {
+      return new Promise((resolve, reject) => {
+        const check = (): void => {
+          const hit = logs.find(pred);
+          if (hit) {
+            done();
+            resolve(hit);
+          }
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`no matching agent log within ${timeoutMs} ms; stderr: ${stderr.slice(-5).join(' | ')}`));
+        }, timeoutMs);
+        const done = (): void => {
+          clearTimeout(timer);
+          waiters.delete(check);
+        };
+        waiters.add(check);
+        void exited.then(() => {
+          if (waiters.has(check)) {
+            done();
+            reject(new Error(`agent exited; stderr: ${stderr.slice(-5).join(' | ')}`));
+          }
+        });
+        check();
+      });
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      return exited;
+    },
+    async kill() {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
