@@ -22,7 +22,7 @@ build: node_modules/.installed
 
 ## The main job: cloud + agent on the embedded default, against a local test camera.
 run: setup build
-	node tools/dev-run.js
+	node --experimental-strip-types --no-warnings tools/dev-run.ts
 
 ## All tests: lint, type-check, unit, integration.
 test: setup

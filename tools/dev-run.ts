@@ -1,0 +1,127 @@
+// `make run`: the cloud and an agent on the embedded default (SQLite + a local object folder),
+// against the project's RTSP test camera — so a newcomer sees frames arrive without owning a
+// camera. Everything lives under .run/; logs go to .run/*.log. Ctrl-C stops it all.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const RUN = join(ROOT, '.run');
+const PORT = Number(process.env.VIGIL_CLOUD_PORT ?? 8080);
+const CLOUD_URL = `http://127.0.0.1:${PORT}`;
+const STATUS_EVERY_MS = 15_000;
+
+const children: ChildProcess[] = [];
+
+function start(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const log = createWriteStream(join(RUN, `${name}.log`), { flags: 'a' });
+  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  child.on('exit', (code, signal) => {
+    if (!stopping) {
+      console.error(`${name} exited (${code ?? signal}); see .run/${name}.log`);
+      void shutdown(1);
+    }
+  });
+  children.push(child);
+  return child;
+}
+
+async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await probe().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${what} did not come up within ${timeoutMs / 1000} s`);
+}
+
+let stopping = false;
+async function shutdown(code: number): Promise<never> {
+  stopping = true;
+  for (const c of children.reverse()) if (c.exitCode === null) c.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 1500));
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  process.exit(code);
+}
+process.on('SIGINT', () => void shutdown(0));
+process.on('SIGTERM', () => void shutdown(0));
+
+mkdirSync(join(RUN, 'agent'), { recursive: true });
+const cloudCli = join(ROOT, 'cloud/dist/cli.js');
+const cloudEnv = { VIGIL_CLOUD_DATA_DIR: join(RUN, 'cloud'), VIGIL_CLOUD_PORT: String(PORT) };
+
+start('cloud', process.execPath, [cloudCli, 'serve'], cloudEnv);
+await waitFor('the cloud', async () => (await fetch(`${CLOUD_URL}/healthz`)).ok);
+const adminToken = readFileSync(join(RUN, 'cloud', 'admin-token'), 'utf8').trim();
+
+const camera = spawn('/usr/bin/python3', [join(ROOT, 'tools/rtsp-camera.py'), '--port', '0', '--size', '1280x720', '--mount', '/front:ball', '--mount', '/till:smpte'], {
+  cwd: ROOT,
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+children.push(camera);
+const rtspBase = await new Promise<string>((resolve, reject) => {
+  createInterface({ input: camera.stdout! }).on('line', (l) => {
+    const m = /^ready (rtsp:\/\/\S+)$/.exec(l);
+    if (m) resolve(m[1]!);
+  });
+  camera.on('exit', () => reject(new Error('the RTSP test camera exited; see its output above')));
+});
+
+// A stable fake board serial for this machine's demo device.
+const serialFile = join(RUN, 'agent', 'board-serial');
+if (!existsSync(serialFile)) writeFileSync(serialFile, `${randomBytes(8).toString('hex')}\n`);
+const claimCode = execFileSync(process.execPath, [cloudCli, 'claim-code', '--site', 'Demo restaurant'], { env: { ...process.env, ...cloudEnv } })
+  .toString()
+  .trim()
+  .split(/\s+/)
+  .at(-1)!;
+const agentConfig = join(RUN, 'agent', 'agent.json');
+writeFileSync(
+  agentConfig,
+  JSON.stringify(
+    {
+      cloudUrl: CLOUD_URL,
+      dataDir: join(RUN, 'agent'),
+      claimCode,
+      deviceName: 'demo-pi',
+      serialSources: [serialFile],
+      cameras: [
+        { id: 'front', name: 'Front door', url: `${rtspBase}/front` },
+        { id: 'till', name: 'Till', url: `${rtspBase}/till` },
+      ],
+    },
+    null,
+    2,
+  ),
+);
+start('agent', process.execPath, [join(ROOT, 'agent/dist/cli.js'), 'run', '--config', agentConfig]);
+
+console.log(`
+Vigil is running on the embedded default (SQLite + a local object folder).
+
+  cloud        ${CLOUD_URL}            log: .run/cloud.log, data: .run/cloud/
+  dashboard    ${CLOUD_URL}/?token=${adminToken}
+  test camera  ${rtspBase}/front and ${rtspBase}/till (moving test patterns)
+  agent        config: .run/agent/agent.json, log: .run/agent.log, spool: .run/agent/spool/
+
+  API:  curl -H 'authorization: Bearer ${adminToken}' ${CLOUD_URL}/admin/v1/cameras
+        curl -H 'authorization: Bearer ${adminToken}' ${CLOUD_URL}/admin/v1/cameras/<id>/frames
+
+The agent captures every 30 s; frame counts appear below. Ctrl-C stops everything.
+`);
+
+setInterval(() => {
+  void (async () => {
+    const res = await fetch(`${CLOUD_URL}/admin/v1/cameras`, { headers: { authorization: `Bearer ${adminToken}` } });
+    const cams = (await res.json()) as { key: string; name: string | null; frames: number; lastCapturedAt: number | null }[];
+    const line = cams.length
+      ? cams.map((c) => `${c.name ?? c.key}: ${c.frames} frames${c.lastCapturedAt ? `, last ${Math.round((Date.now() - c.lastCapturedAt) / 1000)} s ago` : ''}`).join(' | ')
+      : 'waiting for the first frames…';
+    console.log(`${new Date().toISOString().slice(11, 19)}  ${line}`);
+  })().catch((err: unknown) => console.error('status:', err));
+}, STATUS_EVERY_MS);
