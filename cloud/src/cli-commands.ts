@@ -1,0 +1,106 @@
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { issueClaimCode } from './claim-codes.js';
+import { CONFIG_FLAGS, loadConfig, type CloudConfig } from './config.js';
+import { ConfigError } from './errors.js';
+import { DB_FILE, startCloud } from './main.js';
+import { SqliteStore } from './store/sqlite-store.js';
+
+const USAGE = `vigil-cloud — the Vigil ingest service (embedded SQLite + object folder)
+
+usage:
+  vigil-cloud [serve] [options]             run the HTTP service
+  vigil-cloud claim-code --site NAME [--ttl 24h]
+                                            print a one-time claim code for a site
+  vigil-cloud revoke --device ID            revoke every token of a device
+
+options (each also an env var, see config.ts):
+  --host H (VIGIL_CLOUD_HOST)  --port N (VIGIL_CLOUD_PORT)  --data-dir D (VIGIL_CLOUD_DATA_DIR)
+  --public-url U  --max-object-bytes N  --presign-ttl-s N  --device-rate-limit N
+  --rate-limit-window-ms N  --claim-code-ttl-s N  --log-level L
+secrets come from the environment only: VIGIL_ADMIN_TOKEN, VIGIL_URL_SIGNING_KEY`;
+
+export interface CliIo {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+const TTL_UNITS_S: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** "90", "90s", "30m", "24h", "7d" → seconds. */
+export function parseTtl(s: string): number {
+  const m = /^(\d+)\s*([smhd]?)$/.exec(s.trim());
+  if (!m) throw new ConfigError(`--ttl: "${s}" is not a duration like 3600, 30m, 24h or 7d`);
+  return Number(m[1]) * TTL_UNITS_S[m[2] || 's']!;
+}
+
+/** Runs one command; resolves with the exit code. `serve` resolves when the server has stopped. */
+export async function runCli(argv: string[], io: CliIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { ...CONFIG_FLAGS, site: { type: 'string' }, ttl: { type: 'string' }, device: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  });
+  const command = positionals[0] ?? 'serve';
+  if (values.help || command === 'help') {
+    io.out(USAGE);
+    return 0;
+  }
+  const config = loadConfig({ env, flags: values });
+  switch (command) {
+    case 'serve':
+      return serve(config);
+    case 'claim-code': {
+      if (!values.site) throw new ConfigError('claim-code needs --site NAME');
+      const ttlSeconds = values.ttl ? parseTtl(values.ttl) : config.claimCodeTtlS;
+      return withStore(config, async (store) => {
+        const c = await issueClaimCode(store, { site: values.site!, ttlSeconds, now: Date.now() });
+        io.out(c.code);
+        io.err(`site "${c.site}" (${c.siteId}); expires ${new Date(c.expiresAt).toISOString()}`);
+        return 0;
+      });
+    }
+    case 'revoke': {
+      if (!values.device) throw new ConfigError('revoke needs --device ID');
+      return withStore(config, async (store) => {
+        if (!(await store.revokeDevice(values.device!, Date.now()))) {
+          io.err(`no device ${values.device}`);
+          return 1;
+        }
+        io.out(`revoked every token of device ${values.device}`);
+        return 0;
+      });
+    }
+    default:
+      throw new ConfigError(`unknown command "${command}"\n\n${USAGE}`);
+  }
+}
+
+/** Commands that only touch the database work beside a running server (WAL, busy timeout). */
+async function withStore(config: CloudConfig, fn: (store: SqliteStore) => Promise<number>): Promise<number> {
+  const store = new SqliteStore(join(config.dataDir, DB_FILE));
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+async function serve(config: CloudConfig): Promise<number> {
+  const cloud = await startCloud(config);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      // A second signal means "now": exit without waiting for requests in flight.
+      process.once('SIGINT', () => process.exit(130));
+      process.once('SIGTERM', () => process.exit(143));
+      cloud.app.log.info({ signal }, 'shutting down');
+      void cloud.close().then(resolve, (err: unknown) => {
+        cloud.app.log.error({ err }, 'shutdown failed');
+        resolve();
+      });
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  return 0;
+}

@@ -1,0 +1,16 @@
+import type { CloudConfig } from './config.js';
+import type { FolderStore } from './objects/folder-store.js';
+import type { ObjectStore } from './objects/types.js';
+import type { CloudStore } from './store/types.js';
+
+/** What the routes are built from; assembled once in main.ts and passed in. */
+export interface AppContext {
+  config: CloudConfig;
+  store: CloudStore;
+  objects: ObjectStore;
+  /** Set when objects live in the embedded folder store, whose PUTs this app serves. */
+  folder: FolderStore | undefined;
+  adminToken: string;
+  /** Unix epoch milliseconds; tests pass a fake. */
+  now: () => number;
+}

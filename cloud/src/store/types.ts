@@ -1,0 +1,130 @@
+import type { Variant } from '@vigil/protocol';
+
+// The cloud's persistence, as async methods so a PostgreSQL implementation can replace the
+// embedded SQLite one without touching the routes. Times are Unix epoch milliseconds.
+//
+// Scope: reads take an optional device id. With it, records of other devices do not exist
+// (the device API); without it, every record is visible (the admin API).
+
+export interface SiteRecord {
+  id: string;
+  name: string;
+  createdAt: number;
+}
+
+export interface DeviceRecord {
+  id: string;
+  siteId: string;
+  site: string;
+  hardwareId: string;
+  name: string;
+  createdAt: number;
+  claimedAt: number;
+  lastSeenAt: number | null;
+  /** Set when an admin revoked the device's tokens; cleared by a new claim. */
+  revokedAt: number | null;
+}
+
+export interface CameraRecord {
+  id: string;
+  deviceId: string;
+  key: string;
+  name: string | null;
+  createdAt: number;
+}
+
+export interface CameraWithStats extends CameraRecord {
+  frames: number;
+  lastCapturedAt: number | null;
+}
+
+/** What identifies a frame: one capture of one camera in one variant. */
+export interface FrameIdentity {
+  deviceId: string;
+  cameraId: string;
+  capturedAt: number;
+  variant: Variant;
+}
+
+export interface FrameRecord extends FrameIdentity {
+  id: string;
+  bytes: number;
+  sha256: string;
+  dhash: string;
+  objectKey: string;
+  receivedAt: number;
+}
+
+export interface UploadRecord extends FrameIdentity {
+  id: string;
+  bytes: number;
+  sha256: string;
+  dhash: string;
+  objectKey: string;
+  createdAt: number;
+  completedAt: number | null;
+  frameId: string | null;
+}
+
+export type ClaimResult =
+  | { ok: true; device: DeviceRecord; reclaimed: boolean }
+  | { ok: false; reason: 'unknown' | 'used' | 'expired' };
+
+export interface ClaimInput {
+  codeHash: string;
+  hardwareId: string;
+  name: string | undefined;
+  tokenHash: string;
+  newDeviceId: string;
+  now: number;
+}
+
+export interface CompleteResult {
+  frame: FrameRecord;
+  created: boolean;
+}
+
+export interface ListFramesOptions {
+  limit: number;
+  /** Only frames captured strictly before this time. */
+  before?: number | undefined;
+  variant?: Variant | undefined;
+}
+
+export interface CloudStore {
+  /** Finds the site by name or creates it, and records a claim code (by hash) for it. */
+  createClaimCode(input: { siteName: string; newSiteId: string; codeHash: string; expiresAt: number; now: number }): Promise<SiteRecord>;
+  /**
+   * Exchanges a claim code for a device token, atomically: the code is marked used, the device
+   * found (same site + hardware id) or created, its earlier tokens revoked and the new one
+   * stored. Of two concurrent claims with one code exactly one succeeds.
+   */
+  claim(input: ClaimInput): Promise<ClaimResult>;
+  /** The device holding this (unrevoked) token, or null. Notes when the device was last seen. */
+  deviceForToken(tokenHash: string, now: number): Promise<DeviceRecord | null>;
+  /** Revokes every token of the device; false if there is no such device. */
+  revokeDevice(deviceId: string, now: number): Promise<boolean>;
+  listSites(): Promise<SiteRecord[]>;
+  listDevices(): Promise<DeviceRecord[]>;
+
+  /** The device's camera with this key, created on first sight. */
+  ensureCamera(deviceId: string, key: string, newCameraId: string, now: number): Promise<CameraRecord>;
+  getCamera(id: string, deviceId?: string): Promise<CameraRecord | null>;
+  listCameras(deviceId?: string): Promise<CameraWithStats[]>;
+
+  findFrame(identity: FrameIdentity): Promise<FrameRecord | null>;
+  getFrame(id: string, deviceId?: string): Promise<FrameRecord | null>;
+  listFrames(cameraId: string, opts: ListFramesOptions): Promise<FrameRecord[]>;
+
+  /** A not yet completed upload of exactly these bytes for this frame, to hand out again. */
+  findPendingUpload(identity: FrameIdentity, sha256: string, bytes: number): Promise<UploadRecord | null>;
+  createUpload(upload: Omit<UploadRecord, 'completedAt' | 'frameId'>): Promise<void>;
+  getUpload(id: string, deviceId?: string): Promise<UploadRecord | null>;
+  /**
+   * Records the frame of a verified upload (insert-or-keep on the frame identity) and marks the
+   * upload completed. Retrying returns the same frame with created=false.
+   */
+  completeUpload(uploadId: string, newFrameId: string, now: number): Promise<CompleteResult>;
+
+  close(): Promise<void>;
+}
