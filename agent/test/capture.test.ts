@@ -2,7 +2,7 @@
 // a camera that accepts TCP and never answers, and a disk that fills up.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
@@ -106,6 +106,25 @@ t.test('never upscales; portrait frames are bounded by their height', async (t) 
     t.equal(await sizeOf(res.files.original), input, `${input}: original untouched`);
     t.equal(await sizeOf(res.files.compressed), want, `${input}: compressed ${want}`);
   }
+});
+
+t.test('joining mid-GOP (no SPS/PPS until the next keyframe) still yields a clean frame', async (t) => {
+  const dir = await tmpDir(t);
+  const full = join(dir, 'full.h264');
+  await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=30', '-t', '3',
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-x264-params', 'keyint=45:min-keyint=45:scenecut=0', '-f', 'h264', full]);
+  // Drop everything up to and including the first IDR slice: the stream now starts with
+  // P-slices that reference a PPS nobody has sent, like a camera joined mid-GOP.
+  const data = await readFile(full);
+  const starts: number[] = [];
+  for (let i = 0; i + 3 < data.length; i++) if (data[i] === 0 && data[i + 1] === 0 && data[i + 2] === 1) starts.push(i);
+  const firstIdr = starts.findIndex((s) => (data[s + 3]! & 0x1f) === 5);
+  t.ok(firstIdr >= 0, 'found the first IDR');
+  const late = join(dir, 'late.h264');
+  await writeFile(late, data.subarray(starts[firstIdr + 1]!));
+  const res = await captureFrame({ url: late, workDir: join(dir, 'out'), timeoutMs: 20_000 });
+  t.equal(await sizeOf(res.files.original), '640x360', 'decoded once the keyframe came (decode errors before it did not fail the capture)');
+  t.ok(isDhash(res.dhash));
 });
 
 t.test('digest auth: URL-encoded credentials work; failures never show the password', async (t) => {

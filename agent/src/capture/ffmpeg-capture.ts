@@ -20,6 +20,13 @@ export const COMPRESSED_JPEG_QSCALE = 18;
 export const DEFAULT_CAPTURE_TIMEOUT_MS = 120_000;
 /** ffmpeg's own socket I/O timeout when the caller gives none. */
 export const DEFAULT_IO_TIMEOUT_MS = 10_000;
+/**
+ * How much stream ffmpeg analyses before decoding (µs). Its default (5 s, in practice ~2 s
+ * here) mostly estimates the frame rate, which a single frame does not need; 0.5 s halves
+ * the capture time. A stream whose SPS comes later still decodes: the decoder reads it
+ * in-band and ffmpeg sizes the filter graph from the first decoded frame.
+ */
+export const ANALYZE_DURATION_US = 500_000;
 /** How much of ffmpeg's stderr an error message carries. */
 const STDERR_TAIL_CHARS = 1_000;
 const STDERR_KEEP_CHARS = 8_000;
@@ -94,6 +101,10 @@ export function ffmpegArgs(req: FrameCaptureRequest, out: CaptureFiles & { thumb
     const ioMs = Math.max(1, Math.round(req.ioTimeoutMs ?? DEFAULT_IO_TIMEOUT_MS));
     args.push('-timeout', String(ioMs * 1000)); // microseconds
   }
+  // Decode errors before the first keyframe are normal when joining a stream mid-GOP; with
+  // a short analysis they would count against ffmpeg's -max_error_rate (2/3) and turn a
+  // good capture into exit code 69. The outputs are verified below instead.
+  args.push('-analyzeduration', String(ANALYZE_DURATION_US), '-max_error_rate', '1');
   args.push('-i', input);
   const max = COMPRESSED_MAX_EDGE_PX;
   args.push(
