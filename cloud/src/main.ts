@@ -6,6 +6,7 @@ import { pino, type Logger } from 'pino';
 import { buildApp } from './app.js';
 import { parseConfig, type CloudConfig, type CloudConfigInput } from './config.js';
 import type { AppContext } from './context.js';
+import { ConfigError } from './errors.js';
 import { loadOrCreateSecret } from './lib/secrets.js';
 import { FolderStore } from './objects/folder-store.js';
 import { UrlSigner } from './objects/url-signer.js';
@@ -44,7 +45,11 @@ export interface RunningCloud {
 
 /** Opens the store and the object folder under config.dataDir (creating secrets on first start). */
 export async function openCloudParts(config: CloudConfig, logger: Logger): Promise<{ store: SqliteStore; folder: FolderStore; adminToken: string; objectsDir: string }> {
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new ConfigError(`dataDir ${config.dataDir} (VIGIL_CLOUD_DATA_DIR) cannot be created: ${(err as Error).message}`);
+  }
   let adminToken = config.adminToken;
   if (!adminToken) {
     const s = loadOrCreateSecret(config.dataDir, ADMIN_TOKEN_FILE);

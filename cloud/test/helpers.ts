@@ -120,7 +120,8 @@ export async function presign(cloud: RunningCloud, token: string, body: PresignR
   return http<PresignResponse>(cloud.url, 'POST', '/v1/uploads/presign', { token, json: body });
 }
 
-export async function putObject(cloud: RunningCloud, url: string, body: Buffer, headers: Record<string, string> = { 'content-type': 'image/jpeg' }): Promise<Res> {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read bodies loosely
+export async function putObject(cloud: RunningCloud, url: string, body: Buffer, headers: Record<string, string> = { 'content-type': 'image/jpeg' }): Promise<Res<any>> {
   return http(cloud.url, 'PUT', url, { body, headers });
 }
 

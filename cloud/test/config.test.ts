@@ -1,0 +1,85 @@
+import t from 'tap';
+import { loadConfig, MIB } from '../src/config.js';
+import { runCli, parseTtl } from '../src/cli-commands.js';
+import { SqliteStore } from '../src/store/sqlite-store.js';
+import { join } from 'node:path';
+import { statSync } from 'node:fs';
+import { tempDir, startTestCloud, http } from './helpers.js';
+
+t.test('defaults', async (t) => {
+  const c = loadConfig({ env: {} });
+  t.match(c, {
+    host: '127.0.0.1',
+    port: 8080,
+    maxObjectBytes: 20 * MIB,
+    presignTtlS: 900,
+    deviceRateLimit: 1200,
+    rateLimitWindowMs: 60_000,
+    logLevel: 'info',
+  });
+  t.equal(c.adminToken, undefined);
+});
+
+t.test('env, then flags, then overrides', async (t) => {
+  const env = { VIGIL_CLOUD_PORT: '9000', VIGIL_CLOUD_DATA_DIR: '/tmp/x', VIGIL_ADMIN_TOKEN: 'a'.repeat(20), VIGIL_MAX_OBJECT_BYTES: '1000' };
+  const c = loadConfig({ env, flags: { port: '9001' }, overrides: { presignTtlS: 5 } });
+  t.match(c, { port: 9001, dataDir: '/tmp/x', adminToken: 'a'.repeat(20), maxObjectBytes: 1000, presignTtlS: 5 });
+});
+
+t.test('a bad value names the option it came from', async (t) => {
+  t.throws(() => loadConfig({ env: { VIGIL_CLOUD_PORT: 'eighty' } }), { code: 'CONFIG_INVALID', message: /VIGIL_CLOUD_PORT/ });
+  t.throws(() => loadConfig({ env: {}, flags: { port: '70000' } }), { message: /--port/ });
+  t.throws(() => loadConfig({ env: { VIGIL_ADMIN_TOKEN: 'short' } }), { message: /VIGIL_ADMIN_TOKEN: must be at least 16/ });
+  t.throws(() => loadConfig({ env: { VIGIL_CLOUD_PUBLIC_URL: 'ftp://x' } }), { message: /VIGIL_CLOUD_PUBLIC_URL: must be an http/ });
+  t.throws(() => loadConfig({ env: {}, overrides: { maxObjectBytes: -1 } }), { message: /maxObjectBytes/ });
+  t.throws(() => loadConfig({ env: {}, overrides: { nope: 1 } as never }), { message: /nope/ });
+});
+
+t.test('generated secrets are private to the owner', async (t) => {
+  const cloud = await startTestCloud(t);
+  for (const f of ['admin-token', 'url-signing-key']) t.equal(statSync(join(cloud.dataDir, f)).mode & 0o777, 0o600, f);
+});
+
+t.test('cli: claim-code and revoke work on the data dir, beside a running server', async (t) => {
+  // The CLI stamps codes with the real clock, so this cloud runs on it too.
+  const cloud = await startTestCloud(t, {}, { now: Date.now, advance: () => undefined });
+  const out: string[] = [];
+  const err: string[] = [];
+  const io = { out: (l: string) => out.push(l), err: (l: string) => err.push(l) };
+  const env = { VIGIL_CLOUD_DATA_DIR: cloud.dataDir };
+
+  t.equal(await runCli(['claim-code', '--site', 'Depot', '--ttl', '2h'], io, env), 0);
+  const code = out.pop()!;
+  t.match(code, /^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/);
+  t.match(err.pop(), /Depot/);
+  const claim = await http(cloud.url, 'POST', '/v1/claim', { json: { code, hardwareId: 'hw-cli' } });
+  t.equal(claim.status, 200, 'the server accepts a code the CLI wrote');
+  t.equal(await runCli(['revoke', '--device', claim.body.deviceId], io, env), 0);
+  t.equal((await http(cloud.url, 'GET', '/v1/device', { token: claim.body.token })).status, 401, 'revoked by the CLI');
+
+  const store = new SqliteStore(join(cloud.dataDir, 'cloud.db'));
+  t.teardown(() => store.close());
+  const sites = await store.listSites();
+  t.same(sites.map((s) => s.name), ['Depot']);
+
+  t.equal(await runCli(['revoke', '--device', 'dev_nope'], io, env), 1);
+  t.match(err.pop(), /no device/);
+  await t.rejects(runCli(['claim-code'], io, env), { code: 'CONFIG_INVALID', message: /--site/ });
+  await t.rejects(runCli(['frobnicate'], io, env), { message: /unknown command/ });
+  t.equal(await runCli(['--help'], io, env), 0);
+});
+
+t.test('ttl parsing', async (t) => {
+  t.equal(parseTtl('90'), 90);
+  t.equal(parseTtl('30m'), 1800);
+  t.equal(parseTtl('24h'), 86_400);
+  t.equal(parseTtl('7d'), 604_800);
+  t.throws(() => parseTtl('soon'), { message: /--ttl/ });
+});
+
+t.test('a data dir that is a file is a clear error', async (t) => {
+  const dir = tempDir(t);
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(join(dir, 'file'), 'x');
+  await t.rejects(startTestCloud(t, { dataDir: join(dir, 'file') }), { code: 'CONFIG_INVALID', message: /dataDir .*file/ });
+});
