@@ -18,6 +18,12 @@ import {
 import type { CaptureSink } from './types.js';
 
 export const DEFAULT_CAPTURE_INTERVAL_MS = 30_000;
+/**
+ * The worker's own watchdog fires this long (clock ms) after the capture timeout: the capture
+ * function's hard timer normally ends it first, with ffmpeg's stderr in the message; the
+ * watchdog is the backstop for an injected capture or one that ignores its timer.
+ */
+export const CAPTURE_WATCHDOG_GRACE_MS = 2_000;
 /** Per-capture work dirs start with this; leftovers from a crash are swept at start. */
 const CAPTURE_DIR_PREFIX = 'cap-';
 
@@ -189,15 +195,14 @@ export class CameraWorker {
     this.#status.lastAttemptAt = t0;
     const dir = join(this.#workDir, `${CAPTURE_DIR_PREFIX}${capturedAt}-${++this.#seq}`);
 
-    // Kill the capture on stop, or when the clock says it has run too long. The capture
-    // function has its own real-time hard timer; this one also covers an injected capture
-    // and any clock the caller runs on.
+    // Kill the capture on stop, or when the clock says it has run far too long.
     const kill = new AbortController();
     const onStop = (): void => kill.abort();
     stop.addEventListener('abort', onStop, { once: true });
     const watchdog = new AbortController();
+    const watchdogMs = cam.captureTimeoutMs + CAPTURE_WATCHDOG_GRACE_MS;
     let timedOut = false;
-    void clock.sleep(cam.captureTimeoutMs, watchdog.signal).then(() => {
+    void clock.sleep(watchdogMs, watchdog.signal).then(() => {
       if (watchdog.signal.aborted) return;
       timedOut = true;
       kill.abort();
@@ -219,8 +224,12 @@ export class CameraWorker {
       });
     } catch (err) {
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-      let code = errorCode(err) ?? 'CAPTURE_FAILED';
-      if (timedOut) code = 'CAPTURE_TIMEOUT';
+      if (timedOut) {
+        const msg = `capture still running ${watchdogMs} ms after it started; killed by the worker`;
+        this.#fail('capture', 'CAPTURE_TIMEOUT', new Error(msg, { cause: err }));
+        return;
+      }
+      const code = errorCode(err) ?? 'CAPTURE_FAILED';
       if (code === 'CAPTURE_ABORTED' && stop.aborted) {
         this.#log.info('capture cancelled: worker stopping');
         return;

@@ -251,7 +251,8 @@ async function verifyOutputs(out: CaptureFiles & { thumbnail: string }): Promise
 
   if (problems.length === 0) return dhash(thumbnail!);
   const what = problems.map(([n, p]) => `${n} ${p}`).join(', ');
-  if (problems.every(([, p]) => p === 'missing' || p === 'empty')) {
+  // No frame at all (the stream ended or dropped before one decoded) vs. a broken one.
+  if (problems.length === 3 && problems.every(([, p]) => p === 'missing' || p === 'empty')) {
     throw captureError('CAPTURE_NO_FRAME', `ffmpeg exited 0 without a frame (${what})`);
   }
   throw captureError('CAPTURE_CORRUPT', `ffmpeg wrote a bad capture (${what})`);
