@@ -97,14 +97,14 @@ t.test('fixed rate: the next tick is due one interval after the last, however lo
   const t0 = fake.calls[0]!.at;
   await clock.advance(10_000); // the capture takes 10 s
   await fake.calls[0]!.succeed();
-  await until(() => sink.got.length === 1, 'sink');
+  await until(() => sink.got.length === 1 && !worker.status().running, 'first capture cycle done');
   await clock.advance(19_999);
   t.equal(fake.calls.length, 1, 'not yet at 29.999 s');
   await clock.advance(1);
   await until(() => fake.calls.length === 2, 'second capture');
   t.equal(fake.calls[1]!.at - t0, 30_000, 'second capture at 30 s, not 40 s');
   await fake.calls[1]!.succeed();
-  await until(() => sink.got.length === 2, 'sink');
+  await until(() => sink.got.length === 2 && !worker.status().running, 'second capture cycle done');
   await clock.advance(30_000);
   await until(() => fake.calls.length === 3, 'third capture');
   t.equal(fake.calls[2]!.at - t0, 60_000, 'third at 60 s');
@@ -159,15 +159,15 @@ t.test('a capture that outlives its timeout is killed by the worker on the clock
 t.test('failures are counted by code and the loop carries on to a success', async (t) => {
   const { clock, fake, worker, leftovers } = await setup(t);
   fake.calls[0]!.fail(captureError('CAPTURE_FAILED', 'ffmpeg exited with code 1'));
-  await until(() => worker.status().consecutiveFailures === 1, 'first failure');
+  await until(() => worker.status().consecutiveFailures === 1 && !worker.status().running, 'first failure');
   await clock.advance(30_000);
   await until(() => fake.calls.length === 2, 'second capture');
   fake.calls[1]!.fail(captureError('CAPTURE_CORRUPT', 'original truncated'));
-  await until(() => worker.status().consecutiveFailures === 2, 'second failure');
+  await until(() => worker.status().consecutiveFailures === 2 && !worker.status().running, 'second failure');
   await clock.advance(30_000);
   await until(() => fake.calls.length === 3, 'third capture');
   fake.calls[2]!.fail(new Error('something without a code'));
-  await until(() => worker.status().consecutiveFailures === 3, 'third failure');
+  await until(() => worker.status().consecutiveFailures === 3 && !worker.status().running, 'third failure');
   await clock.advance(30_000);
   await until(() => fake.calls.length === 4, 'fourth capture');
   await fake.calls[3]!.succeed();
@@ -199,7 +199,7 @@ t.test('a sink that throws (disk full): logged, files deleted, counted, next cap
   });
   await until(() => fake.calls.length === 1);
   await fake.calls[0]!.succeed();
-  await until(() => worker.status().sinkFailures.DISK_FULL === 1, 'sink failure counted');
+  await until(() => worker.status().sinkFailures.DISK_FULL === 1 && !worker.status().running, 'sink failure counted');
   const files = fake.calls[0]!.req.workDir;
   await until(() => !existsSync(files), 'work files deleted');
   const s = worker.status();

@@ -110,7 +110,8 @@ export class CameraWorker {
     }
     this.#camera = camera;
     this.#clock = opts.clock;
-    this.#log = opts.log.child({ camera: camera.id });
+    // One `camera` field per line, whether or not the caller already bound it.
+    this.#log = opts.log.bindings().camera === camera.id ? opts.log : opts.log.child({ camera: camera.id });
     this.#workDir = opts.workDir;
     this.#sink = opts.sink;
     this.#capture = opts.capture ?? captureFrame;
@@ -177,7 +178,7 @@ export class CameraWorker {
     this.#status.ticks++;
     if (this.#inFlight) {
       this.#status.skippedTicks++;
-      this.#log.warn({ skippedTicks: this.#status.skippedTicks }, 'previous capture still running; tick skipped');
+      this.#log.info({ skippedTicks: this.#status.skippedTicks }, 'previous capture still running; tick skipped');
       return;
     }
     this.#inFlight = this.#captureOnce(stop)
@@ -229,7 +230,8 @@ export class CameraWorker {
         this.#fail('capture', 'CAPTURE_TIMEOUT', new Error(msg, { cause: err }));
         return;
       }
-      const code = errorCode(err) ?? 'CAPTURE_FAILED';
+      let code = errorCode(err) ?? 'CAPTURE_FAILED';
+      if (code === 'ENOSPC' || code === 'EDQUOT') code = 'DISK_FULL'; // the work dir itself
       if (code === 'CAPTURE_ABORTED' && stop.aborted) {
         this.#log.info('capture cancelled: worker stopping');
         return;
