@@ -199,6 +199,8 @@ t.test('a stalled RTSP camera (TCP open, no frames) times out and ffmpeg is kill
   await cam.resume();
   const res = await captureFrame({ url: cam.url(), workDir: dir, timeoutMs: 20_000, ioTimeoutMs: 5_000 });
   t.ok(isDhash(res.dhash), 'captures again once the camera resumes');
+  await cam.stall();
+  await rejectsWith(t, captureFrame({ url: cam.url(), workDir: join(dir, 'again'), timeoutMs: 1_500, ioTimeoutMs: 30_000 }), ['CAPTURE_TIMEOUT']);
 });
 
 t.test('abort kills ffmpeg and rejects CAPTURE_ABORTED', async (t) => {
