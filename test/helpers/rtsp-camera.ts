@@ -57,7 +57,10 @@ export async function startRtspCamera(t: Teardown, opts: RtspCameraOptions = {})
     child.kill('SIGKILL');
   };
   process.on('exit', killOnExit);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let spawnError: Error | null = null;
+  child.once('error', (err) => (spawnError = err));
+  // 'close' also comes after a failed spawn, where 'exit' may not.
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
 
@@ -86,7 +89,7 @@ export async function startRtspCamera(t: Teardown, opts: RtspCameraOptions = {})
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) {
+      if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
         await exited;
@@ -98,7 +101,7 @@ export async function startRtspCamera(t: Teardown, opts: RtspCameraOptions = {})
 
   if (pid === undefined) {
     await stop();
-    throw new Error(`rtsp-camera: cannot start ${PYTHON}`);
+    throw new Error(`rtsp-camera: cannot start ${PYTHON}: ${String(spawnError)}`);
   }
   let ready: string;
   try {
