@@ -160,6 +160,7 @@ t.test('frames page newest first, with limit, before and variant', async (t) => 
   t.same(await list('?limit=2'), ['5000/c', '5000/o']);
   t.same(await list('?before=4000&limit=2'), ['3000/c', '2000/c']);
   t.same(await list('?variant=original'), ['5000/o']);
+  t.equal((await list('?limit=100000')).length, 6, 'a limit over the page maximum is clamped, not refused');
   const bad = await http(cloud.url, 'GET', `/v1/cameras/${cam.id}/frames?limit=0`, { token: dev.token });
   t.equal(bad.status, 400);
   t.equal(bad.body.code, 'BAD_REQUEST');

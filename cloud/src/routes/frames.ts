@@ -5,7 +5,8 @@ import { CloudError } from '../errors.js';
 import type { CameraWithStats, FrameRecord } from '../store/types.js';
 
 export const DEFAULT_FRAME_PAGE = 50;
-export const MAX_FRAME_PAGE = 500;
+/** Larger limits are clamped to this (page on with `before`). */
+export const MAX_FRAME_PAGE = 1000;
 
 export interface FrameReadOptions {
   ctx: AppContext;
@@ -19,7 +20,7 @@ const idParams = { type: 'object', required: ['id'], properties: { id: { type: '
 const framesQuery = {
   type: 'object',
   properties: {
-    limit: { type: 'integer', minimum: 1, maximum: MAX_FRAME_PAGE, default: DEFAULT_FRAME_PAGE },
+    limit: { type: 'integer', minimum: 1, default: DEFAULT_FRAME_PAGE },
     before: { type: 'integer', minimum: 0 },
     variant: { type: 'string', enum: [...VARIANTS] },
   },
@@ -46,7 +47,8 @@ export const frameReadRoutes: FastifyPluginAsync<FrameReadOptions> = async (app,
     async (req): Promise<FrameSummary[]> => {
       const camera = await store.getCamera(req.params.id, scope(req));
       if (!camera) throw new CloudError('CAMERA_NOT_FOUND', 'no such camera');
-      const frames = await store.listFrames(camera.id, { limit: req.query.limit, before: req.query.before, variant: req.query.variant });
+      const limit = Math.min(req.query.limit, MAX_FRAME_PAGE);
+      const frames = await store.listFrames(camera.id, { limit, before: req.query.before, variant: req.query.variant });
       return frames.map((f) => toFrameSummary(f, imagePath(f.id)));
     },
   );
