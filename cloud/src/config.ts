@@ -77,12 +77,12 @@ export function loadConfig(
   for (const o of CONFIG_OPTIONS) {
     const fromEnv = env[o.env];
     if (fromEnv !== undefined && fromEnv !== '') {
-      raw[o.key] = convert(fromEnv, o.type);
+      raw[o.key] = convert(fromEnv, o.type, o.env);
       origin[o.key] = o.env;
     }
     const fromFlag = o.flag ? opts.flags?.[o.flag] : undefined;
     if (typeof fromFlag === 'string') {
-      raw[o.key] = convert(fromFlag, o.type);
+      raw[o.key] = convert(fromFlag, o.type, `--${o.flag}`);
       origin[o.key] = `--${o.flag}`;
     }
   }
@@ -100,9 +100,9 @@ export function parseConfig(raw: unknown, origin: Partial<Record<Key, string>> =
   throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
 }
 
-function convert(v: string, type: 'string' | 'number'): unknown {
+function convert(v: string, type: 'string' | 'number', name: string): unknown {
   if (type === 'string') return v;
-  // Keep a non-numeric value as-is so zod reports "expected number" with the option's name.
   const n = Number(v);
-  return v.trim() === '' || Number.isNaN(n) ? v : n;
+  if (v.trim() === '' || Number.isNaN(n)) throw new ConfigError(`invalid configuration: ${name}: ${JSON.stringify(v)} is not a number`);
+  return n;
 }

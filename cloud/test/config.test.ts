@@ -27,7 +27,7 @@ t.test('env, then flags, then overrides', async (t) => {
 });
 
 t.test('a bad value names the option it came from', async (t) => {
-  t.throws(() => loadConfig({ env: { VIGIL_CLOUD_PORT: 'eighty' } }), { code: 'CONFIG_INVALID', message: /VIGIL_CLOUD_PORT/ });
+  t.throws(() => loadConfig({ env: { VIGIL_CLOUD_PORT: 'eighty' } }), { code: 'CONFIG_INVALID', message: /VIGIL_CLOUD_PORT: "eighty" is not a number/ });
   t.throws(() => loadConfig({ env: {}, flags: { port: '70000' } }), { message: /--port/ });
   t.throws(() => loadConfig({ env: { VIGIL_ADMIN_TOKEN: 'short' } }), { message: /VIGIL_ADMIN_TOKEN: must be at least 16/ });
   t.throws(() => loadConfig({ env: { VIGIL_CLOUD_PUBLIC_URL: 'ftp://x' } }), { message: /VIGIL_CLOUD_PUBLIC_URL: must be an http/ });
