@@ -47,8 +47,6 @@ async function main(): Promise<number> {
 async function run(config: AgentConfig): Promise<number> {
   const log = createLogger();
   const clock = config.clockScale > 1 ? scaledClock(config.clockScale) : systemClock;
-  const parts = await openParts(config, clock.now());
-  const agent = new Agent(config, parts, clock, log);
   const stop = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -65,8 +63,11 @@ async function run(config: AgentConfig): Promise<number> {
     }, config.shutdownTimeoutMs).unref();
     stop.abort();
   };
+  // Installed first: a signal during start-up is a graceful stop too.
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  const parts = await openParts(config, clock.now());
+  const agent = new Agent(config, parts, clock, log);
   await agent.run(stop.signal);
   agent.close();
   return 0;

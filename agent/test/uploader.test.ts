@@ -23,15 +23,19 @@ import { waitFor } from '../../test/helpers/wait.js';
 
 const HASH = 'c'.repeat(1024);
 
-async function rig(t: Test, cloud: TestCloud | { url: string }, opts: { token?: string; clock?: Clock; policy?: Partial<UploadPolicy> } = {}) {
+async function rig(
+  t: Test,
+  cloud: TestCloud | { url: string },
+  opts: { token?: string | (() => string | undefined); clock?: Clock; policy?: Partial<UploadPolicy> } = {},
+) {
   const dir = t.testdir({});
   const db = openDb(join(dir, 'agent.db'));
   const queue = new UploadQueue(db);
   const counters = new Counters(db);
   const bus = new Bus();
   const clock = opts.clock ?? systemClock;
-  let token = opts.token;
-  const client = new CloudClient({ baseUrl: cloud.url, token: () => token, timeoutMs: 5000 });
+  const token = typeof opts.token === 'function' ? opts.token : () => opts.token as string | undefined;
+  const client = new CloudClient({ baseUrl: cloud.url, token, timeoutMs: 5000 });
   const policy = { ...DEFAULT_UPLOAD_POLICY, activePollMs: 100, idlePollMs: 200, ...opts.policy };
   const make = (variant: Variant, camera = 'cam1') =>
     new Uploader({ camera, variant, queue, counters, client, bus, clock, log: silentLogger(), policy, random: () => 0.5 });
@@ -65,7 +69,7 @@ async function rig(t: Test, cloud: TestCloud | { url: string }, opts: { token?: 
     running = Promise.all(uploaders.map((u) => u.start(stop.signal)));
   };
   const depth = () => queue.depth().reduce((a, d) => a + d.count, 0);
-  return { dir, db, queue, counters, bus, client, uploaders, enqueue, enqueuePair, start, depth, setToken: (v: string) => (token = v), stop };
+  return { dir, db, queue, counters, bus, client, uploaders, enqueue, enqueuePair, start, depth, stop };
 }
 
 t.test('a backlog drains compressed-first, exactly once, and the spool is emptied', async (t) => {
@@ -151,7 +155,8 @@ t.test('a revoked token pauses every uploader; a new token resumes them all', as
   const cloud = await startTestCloud(t);
   const first = await cloud.claim('hw-revoke');
   const clock = scaledClock(20);
-  const r = await rig(t, cloud, { clock });
+  // The client asks DeviceAuth for the token, as in the agent.
+  const r = await rig(t, cloud, { clock, token: () => auth.token() });
   const vault = new TokenVault(new Kv(r.db), Buffer.alloc(32, 7));
   vault.save(first.token, Date.now());
   const auth = new DeviceAuth({
@@ -164,10 +169,13 @@ t.test('a revoked token pauses every uploader; a new token resumes them all', as
     deviceName: 'd',
     checkSchedule: '0 0 1 1 *',
   });
-  r.setToken(first.token);
-  const authStopped = auth.start(r.stop.signal);
-  t.teardown(() => authStopped);
-  r.bus.on('token:refreshed', () => r.setToken(auth.token()!));
+  const authStop = new AbortController();
+  const authStopped = auth.start(authStop.signal);
+  t.teardown(() => {
+    authStop.abort();
+    return authStopped;
+  });
+  await waitFor(() => auth.state === 'valid', 10_000, 'token checked');
   r.start();
   await r.enqueuePair([320, 240]);
   await waitFor(() => r.depth() === 0, 10_000, 'first pair uploaded');

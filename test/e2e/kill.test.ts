@@ -43,6 +43,7 @@ t.test(`kill drill: ${KILLS} SIGKILLs, then every queued frame arrives exactly o
 
   // A last, undisturbed run with capture switched off drains everything.
   const agent = startAgentProcess(t, config, { VIGIL_CAMERAS: '[]' });
+  await agent.waitForLog((l) => l.msg === 'agent started');
   await waitFor(() => agentDbSnapshot(dataDir).queued.size === 0, 60_000, 'queue drained', 500);
   const exit = await agent.stop();
   t.equal(exit.code, 0);
