@@ -9,6 +9,7 @@ import { tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 import { agentDbSnapshot, cloudKeys, frameKey } from '../helpers/frames.js';
 import { readdirSync } from 'node:fs';
+import sharp from 'sharp';
 import { join } from 'node:path';
 
 t.test('two cameras: every capture arrives in both variants, with dHash, exactly once', async (t) => {
@@ -62,6 +63,13 @@ t.test('two cameras: every capture arrives in both variants, with dHash, exactly
   }
   const originals = frames.filter((f) => f.variant === 'original');
   t.ok(new Set(originals.map((f) => f.dhash)).size > 1, 'a moving scene gives different hashes');
+  for (const [variant, width, height] of [['original', 1280, 720], ['compressed', 1024, 576]] as const) {
+    const f = frames.find((x) => x.variant === variant)!;
+    const res = await fetch(cloud.url + `/admin/v1/frames/${f.id}/image`, { headers: { authorization: `Bearer ${cloud.adminToken}` } });
+    t.equal(res.headers.get('content-type'), 'image/jpeg');
+    const meta = await sharp(Buffer.from(await res.arrayBuffer())).metadata();
+    t.same([meta.width, meta.height], [width, height], `${variant} is ${width}x${height}`);
+  }
   t.equal(snap.integrity, 'ok');
   t.same(readdirSync(join(dataDir, 'spool', '.work')).flatMap((d) => readdirSync(join(dataDir, 'spool', '.work', d))), [], 'no capture work left behind');
 });

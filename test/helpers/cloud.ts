@@ -8,6 +8,7 @@ const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 
 export interface TestCloud {
   url: string;
+  adminToken: string;
   port: number;
   dataDir: string;
   close(): Promise<void>;
@@ -47,6 +48,7 @@ export async function startTestCloud(t: Teardown, overrides: CloudConfigInput = 
   };
   return {
     url,
+    adminToken: ADMIN_TOKEN,
     port,
     dataDir,
     async close() {
