@@ -41,8 +41,10 @@ async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 
 }
 
 let stopping = false;
+const timers: NodeJS.Timeout[] = [];
 async function shutdown(code: number): Promise<never> {
   stopping = true;
+  for (const t of timers) clearInterval(t);
   for (const c of children.reverse()) if (c.exitCode === null) c.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 1500));
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
@@ -115,7 +117,7 @@ Vigil is running on the embedded default (SQLite + a local object folder).
 The agent captures every 30 s; frame counts appear below. Ctrl-C stops everything.
 `);
 
-setInterval(() => {
+timers.push(setInterval(() => {
   void (async () => {
     const res = await fetch(`${CLOUD_URL}/admin/v1/cameras`, { headers: { authorization: `Bearer ${adminToken}` } });
     const cams = (await res.json()) as { key: string; name: string | null; frames: number; lastCapturedAt: number | null }[];
@@ -123,5 +125,7 @@ setInterval(() => {
       ? cams.map((c) => `${c.name ?? c.key}: ${c.frames} frames${c.lastCapturedAt ? `, last ${Math.round((Date.now() - c.lastCapturedAt) / 1000)} s ago` : ''}`).join(' | ')
       : 'waiting for the first frames…';
     console.log(`${new Date().toISOString().slice(11, 19)}  ${line}`);
-  })().catch((err: unknown) => console.error('status:', err));
-}, STATUS_EVERY_MS);
+  })().catch((err: unknown) => {
+    if (!stopping) console.error(`status: ${(err as Error).message}`);
+  });
+}, STATUS_EVERY_MS));

@@ -72,7 +72,7 @@ export class Agent {
       client: this.client,
       bus: this.bus,
       clock,
-      log: log.child({ svc: 'auth' }),
+      log: log.child({ part: 'auth' }),
       hardwareId: parts.hardwareId,
       deviceName: config.deviceName ?? `vigil-${parts.hardwareId.slice(0, 8)}`,
       claimCode: config.claimCode,
@@ -85,7 +85,7 @@ export class Agent {
       counters,
       bus: this.bus,
       clock,
-      log: log.child({ svc: 'outbox' }),
+      log: log.child({ part: 'outbox' }),
     });
     this.workers = config.cameras.map(
       (cam) =>
