@@ -6,6 +6,7 @@ import { Agent, openParts } from './agent.js';
 import { CloudClient } from './cloud/cloud-client.js';
 import { scaledClock, systemClock } from './lib/clock.js';
 import { createLogger } from './lib/logger.js';
+import { onStopSignals } from './lib/stop-signals.js';
 
 const USAGE = `usage: vigil-agent [command] [--config FILE]
 
@@ -48,28 +49,13 @@ async function run(config: AgentConfig): Promise<number> {
   const log = createLogger();
   const clock = config.clockScale > 1 ? scaledClock(config.clockScale) : systemClock;
   const stop = new AbortController();
-  let signals = 0;
-  const onSignal = (sig: NodeJS.Signals): void => {
-    signals++;
-    if (signals > 1) {
-      log.warn({ sig }, 'second signal: exiting at once');
-      process.exit(130);
-    }
-    log.info({ sig, deadlineMs: config.shutdownTimeoutMs }, 'stopping');
-    // A stuck part must not keep the device from restarting: exit when the deadline passes.
-    setTimeout(() => {
-      log.error('graceful stop missed its deadline; exiting');
-      process.exit(1);
-    }, config.shutdownTimeoutMs).unref();
-    stop.abort();
-  };
   // Installed first: a signal during start-up is a graceful stop too.
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  const removeSignals = onStopSignals(stop, { log, deadlineMs: config.shutdownTimeoutMs });
   const parts = await openParts(config, clock.now());
   const agent = new Agent(config, parts, clock, log);
   await agent.run(stop.signal);
   agent.close();
+  removeSignals();
   return 0;
 }
 
