@@ -12,18 +12,11 @@ import { systemClock } from '../src/lib/clock.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { startRtspCamera, startSilentCamera } from '../../test/helpers/rtsp-camera.js';
 import { tmpDir } from '../../test/helpers/tmp.js';
+import { isAlive } from '../../test/helpers/process.js';
 
 const INTERVAL_MS = 1_500;
 const RUN_MS = 7_800;
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 t.test('a hung camera does not disturb a healthy one; stop kills the hung ffmpeg', async (t) => {
   const rtsp = await startRtspCamera(t, { size: '640x360' });

@@ -11,6 +11,7 @@ import {
 import { captureFrame, ffmpegArgs, urlWithCredentials } from '../src/capture/ffmpeg-capture.js';
 import { errorCode } from '../src/lib/errors.js';
 import { tmpDir } from '../../test/helpers/tmp.js';
+import { isAlive } from '../../test/helpers/process.js';
 
 const JPEG = String.raw`\377\330\377\340\000\020JFIF\000\377\331`;
 const TRUNCATED = String.raw`\377\330\377\340\000\020JFIF\000\001\002`;
@@ -34,14 +35,6 @@ ${body}
   return path;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 t.test('every capture error code has a retry class', async (t) => {
   t.same(CAPTURE_ERROR_RETRYABLE, {

@@ -11,6 +11,7 @@ import { captureFrame, type FrameCaptureRequest } from '../src/capture/ffmpeg-ca
 import { errorCode } from '../src/lib/errors.js';
 import { startRtspCamera, startSilentCamera } from '../../test/helpers/rtsp-camera.js';
 import { tinyTmpfs, tmpDir } from '../../test/helpers/tmp.js';
+import { isAlive } from '../../test/helpers/process.js';
 
 const run = promisify(execFile);
 
@@ -34,14 +35,6 @@ async function sizeOf(path: string): Promise<string> {
   return `${width}x${height}`;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A still JPEG made by ffmpeg's test source (for inputs that must not move). */
 async function stillJpeg(dir: string, size: string, name = `still-${size}.jpg`): Promise<string> {
