@@ -26,13 +26,12 @@ export interface AgentParts {
 }
 
 /** Opens the database and the device identity; shared by the agent and its CLI commands. */
-export async function openParts(config: AgentConfig, now: number): Promise<AgentParts> {
+export async function openParts(config: AgentConfig): Promise<AgentParts> {
   const p = paths(config);
   const db = openDb(p.db);
   const serial = await readHardwareSerial(config.serialSources ?? SERIAL_SOURCES);
   const secret = await loadOrCreateSecret(p.secret);
   const kv = new Kv(db);
-  kv.set('last_open', Buffer.from(String(now)), now);
   return {
     db,
     queue: new UploadQueue(db),

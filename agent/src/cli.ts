@@ -51,7 +51,7 @@ async function run(config: AgentConfig): Promise<number> {
   const stop = new AbortController();
   // Installed first: a signal during start-up is a graceful stop too.
   const removeSignals = onStopSignals(stop, { log, deadlineMs: config.shutdownTimeoutMs });
-  const parts = await openParts(config, clock.now());
+  const parts = await openParts(config);
   const agent = new Agent(config, parts, clock, log);
   await agent.run(stop.signal);
   agent.close();
@@ -60,7 +60,7 @@ async function run(config: AgentConfig): Promise<number> {
 }
 
 async function claim(config: AgentConfig, code: string): Promise<number> {
-  const parts = await openParts(config, Date.now());
+  const parts = await openParts(config);
   const client = new CloudClient({ baseUrl: config.cloudUrl, token: () => undefined });
   try {
     const res = await client.call<ClaimResponse>('POST', '/v1/claim', { code, hardwareId: parts.hardwareId, name: config.deviceName }, { auth: false });
@@ -78,7 +78,7 @@ async function setToken(config: AgentConfig): Promise<number> {
   for await (const c of process.stdin) chunks.push(c as Buffer);
   const token = Buffer.concat(chunks).toString('utf8').trim();
   if (!token) throw new ConfigError('set-token: no token on standard input');
-  const parts = await openParts(config, Date.now());
+  const parts = await openParts(config);
   parts.vault.save(token, Date.now());
   parts.db.close();
   console.log('token stored');
@@ -86,7 +86,7 @@ async function setToken(config: AgentConfig): Promise<number> {
 }
 
 async function status(config: AgentConfig): Promise<number> {
-  const parts = await openParts(config, Date.now());
+  const parts = await openParts(config);
   const out = {
     queue: parts.queue.depth(),
     deadLetters: parts.queue.deadLetterCount(),
