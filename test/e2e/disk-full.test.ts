@@ -26,15 +26,19 @@ t.test('disk full: clear logs, no crash, capture resumes when space returns', as
     rtspTimeoutMs: 1_000_000,
     cameras: [{ id: 'cam1', url: camera.url('/cam1') }],
   });
-  const agent = startAgentProcess(t, config);
-  await agent.waitForLog((l) => l.msg === 'device claimed', 20_000);
+  const first = startAgentProcess(t, config);
+  await first.waitForLog((l) => l.msg === 'device claimed', 20_000);
   await cloud.close();
   const isFull = (l: { [k: string]: unknown }) => JSON.stringify(l).includes('DISK_FULL');
-  await agent.waitForLog(isFull, 60_000);
-  // Let it run full for a few cycles: it must keep going, not crash.
+  await first.waitForLog(isFull, 60_000);
+  // A power cut on a full disk: the agent must start again and keep going, not crash-loop.
+  await first.kill();
+  const agent = startAgentProcess(t, config);
+  await agent.waitForLog((l) => l.msg === 'agent started', 20_000);
+  await agent.waitForLog(isFull, 30_000);
   await new Promise((r) => setTimeout(r, 2000));
   t.equal(agent.child.exitCode, null, 'the agent is still running on a full disk');
-  const fullLogs = agent.logs.filter(isFull);
+  const fullLogs = [...first.logs, ...agent.logs].filter(isFull);
   t.ok(fullLogs.length >= 2, `disk full reported ${fullLogs.length} times`);
   t.ok(fullLogs.every((l) => (l.level as number) >= 40), 'reported as a warning or error');
   t.comment(`first report: ${JSON.stringify(fullLogs[0])}`);
