@@ -221,3 +221,31 @@ t.test('5xx: each try counts, backoff grows, and after maxAttempts the row is gi
   t.equal(r.counters.get('dead_letter_gave_up'), 1);
   t.notOk(existsSync(item.imagePath), 'the file of a given-up row is freed');
 });
+
+t.test('an outage charges the frame nothing: after 25 h unreachable, one 5xx is attempt 1, not a give-up', async (t) => {
+  // A stand-in for the network and a troubled cloud: first every connection is reset, then 503s.
+  let mode: 'reset' | '503' = 'reset';
+  const server = createServer((req, res) => {
+    if (mode === 'reset') return req.socket.destroy();
+    res.writeHead(503).end();
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  t.teardown(() => new Promise<void>((res) => server.close(() => res())));
+  const clock = new FakeClock();
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const r = await rig(t, { url }, { token: 'vgl_x', clock });
+  await r.enqueue('compressed', await makeJpeg(64, 64), 'cam1', clock.now());
+  const u = r.uploaders[0]!;
+  const signal = new AbortController().signal;
+  const row = () => r.queue.nextReady('cam1', 'compressed', clock.now() + 1e12, 1e12)!;
+  for (let i = 0; i < 10; i++) {
+    await u.step(signal);
+    await clock.advance(3 * 3_600_000);
+  }
+  t.equal(row().attemptCount, 0, 'unreachable tries are not charged');
+  t.equal(row().firstFailedAt, null, 'nor do they start the give-up clock');
+  mode = '503';
+  await u.step(signal);
+  t.equal(row().attemptCount, 1);
+  t.equal(r.queue.deadLetterCount(), 0, 'not given up');
+});

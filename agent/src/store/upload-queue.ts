@@ -105,7 +105,8 @@ export class UploadQueue {
     this.#remove = db.prepare('DELETE FROM upload_queue WHERE id = ?');
     this.#fail = db.prepare(
       `UPDATE upload_queue SET attempt_count = attempt_count + @inc, next_retry_at = @nextRetryAt,
-         first_failed_at = coalesce(first_failed_at, @now), last_error = @error WHERE id = @id`,
+         first_failed_at = CASE WHEN @inc = 1 THEN coalesce(first_failed_at, @now) ELSE first_failed_at END,
+         last_error = @error WHERE id = @id`,
     );
     this.#toDead = db.prepare(
       `INSERT INTO dead_letters (camera_mac, image_path, unix_timestamp, variant_type, perceptual_hash, sha256, bytes,
@@ -176,7 +177,10 @@ export class UploadQueue {
     this.#remove.run(id);
   }
 
-  /** Records a failed try. `countAttempt` is false when the cloud was not reached at all. */
+  /**
+   * Records a failed try. `countAttempt` is false when the failure says nothing about the item
+   * (cloud unreachable, rate limited): then neither the attempt count nor the give-up clock moves.
+   */
   recordFailure(id: number, f: { nextRetryAt: number; error: string; now: number; countAttempt: boolean }): void {
     this.#fail.run({ id, nextRetryAt: f.nextRetryAt, error: f.error, now: f.now, inc: f.countAttempt ? 1 : 0 });
   }

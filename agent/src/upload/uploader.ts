@@ -78,7 +78,7 @@ export class Uploader {
   async start(signal: AbortSignal): Promise<void> {
     const { bus, camera, variant } = this.o;
     const onEnqueued = (c: string, v: Variant): void => {
-      if (c === camera && (v === variant || variant === 'original')) this.#waker.wake();
+      if (c === camera && v === variant) this.#waker.wake();
     };
     const onDrained = (c: string, v: Variant): void => {
       if (c === camera && v === 'compressed' && variant === 'original') this.#waker.wake();
