@@ -18,7 +18,7 @@ deps:
 	@sh scripts/deps.sh
 
 build: node_modules/.installed
-	npm run -s build
+	@npm run -s build
 
 ## The main job: cloud + agent on the embedded default, against a local test camera.
 run: setup build
