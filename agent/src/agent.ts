@@ -85,6 +85,7 @@ export class Agent {
       bus: this.bus,
       clock,
       log: log.child({ part: 'outbox' }),
+      ffmpegPath: config.ffmpegPath,
     });
     this.workers = config.cameras.map(
       (cam) =>

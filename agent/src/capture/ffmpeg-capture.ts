@@ -27,6 +27,8 @@ export const DEFAULT_IO_TIMEOUT_MS = 10_000;
  * in-band and ffmpeg sizes the filter graph from the first decoded frame.
  */
 export const ANALYZE_DURATION_US = 500_000;
+/** The thumbnail the dHash is computed from; shared with dhashOfJpeg so both hash alike. */
+export const DHASH_FILTER = `scale=${DHASH_WIDTH}:${DHASH_HEIGHT}:flags=area,format=gray`;
 /** How much of ffmpeg's stderr an error message carries. */
 const STDERR_TAIL_CHARS = 1_000;
 const STDERR_KEEP_CHARS = 8_000;
@@ -112,7 +114,7 @@ export function ffmpegArgs(req: FrameCaptureRequest, out: CaptureFiles & { thumb
     '[0:v]split=3[orig][comp][thumb];' +
       // min(...) caps each edge at the source size: a small frame is never upscaled.
       `[comp]scale=w='min(${max},iw)':h='min(${max},ih)':force_original_aspect_ratio=decrease[compressed];` +
-      `[thumb]scale=${DHASH_WIDTH}:${DHASH_HEIGHT}:flags=area,format=gray[hash]`,
+      `[thumb]${DHASH_FILTER}[hash]`,
   );
   // -update 1: ffmpeg 5.1's image2 muxer otherwise wants a %d pattern for a single file.
   args.push('-map', '[orig]', '-frames:v', '1', '-q:v', String(ORIGINAL_JPEG_QSCALE), '-f', 'image2', '-update', '1', out.original);

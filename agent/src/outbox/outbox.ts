@@ -19,6 +19,8 @@ export interface OutboxOptions {
   bus: Bus;
   clock: Clock;
   log: Logger;
+  /** For recomputing the dHash of a spool file found without its row. */
+  ffmpegPath?: string;
 }
 
 const SPOOL_NAME_RE = /^(\d+)-(compressed|original)\.jpg$/;
@@ -142,7 +144,7 @@ export class Outbox {
           const { bytes, sha256, data } = await hashFile(path);
           const problem = jpegProblem(data);
           if (problem) throw new VigilError('CAPTURE_CORRUPT', `spool file is ${problem}`);
-          const item = { camera, imagePath: path, capturedAt: Number(m[1]), variant, sha256, bytes, dhash: await dhashOfJpeg(path) };
+          const item = { camera, imagePath: path, capturedAt: Number(m[1]), variant, sha256, bytes, dhash: await dhashOfJpeg(path, this.o.ffmpegPath) };
           queue.enqueue([item], clock.now());
           enqueued++;
           counters.inc('reconcile_enqueued');
