@@ -4,7 +4,7 @@ NODE_BIN := $(shell sh scripts/node.sh)
 export PATH := $(NODE_BIN):$(PATH)
 export npm_config_update_notifier := false
 
-.PHONY: setup deps build run test bench clean
+.PHONY: setup deps build run test bench clean agent-bin image flash
 
 node_modules/.installed: package.json package-lock.json protocol/package.json cloud/package.json agent/package.json
 	@# No install scripts: every native part we use ships prebuilt in its npm tarball
@@ -29,8 +29,20 @@ test: setup
 	@sh scripts/test.sh
 
 ## Benchmarks: one line per figure, "bench <name> <value> <unit>".
-bench: setup build
+bench: setup build agent-bin
 	@for f in bench/*.bench.ts; do node --experimental-strip-types --no-warnings "$$f" || exit 1; done
+
+## The agent as one executable per arch (linux-x64, linux-arm64) in build/agent-bin: docs/agent-bin.md.
+agent-bin: setup build
+	@sh scripts/agent-bin.sh
+
+## Firmware: the Raspberry Pi 4 SD card image (pinned Buildroot; needs internet): docs/firmware.md.
+image:
+	@sh scripts/build-image.sh
+
+## Write the image to a card: make flash DEVICE=/dev/sdX (refuses anything like a system disk).
+flash:
+	@sh scripts/flash.sh "$(DEVICE)"
 
 clean:
 	rm -rf protocol/dist cloud/dist agent/dist .tap .run

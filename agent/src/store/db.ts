@@ -1,6 +1,9 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { isSea } from 'node:sea';
+import { VigilError } from '../lib/errors.js';
 
 export type Db = Database.Database;
 
@@ -55,13 +58,51 @@ const MIGRATIONS: readonly string[] = [
  */
 export function openDb(path: string): Db {
   mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path);
+  const db = new Database(path, sqliteOptions(sqliteBindingPath()));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   migrate(db);
   return db;
+}
+
+/** better-sqlite3's native addon as a side file of the single executable (docs/agent-bin.md). */
+export const SQLITE_BINDING_FILE = 'better_sqlite3.node';
+
+export interface BindingLookup {
+  env?: NodeJS.ProcessEnv;
+  execPath?: string;
+  exists?: (path: string) => boolean;
+  sea?: boolean;
+}
+
+/**
+ * Where better-sqlite3's native addon is loaded from: VIGIL_SQLITE_BINDING, else
+ * better_sqlite3.node beside the executable, else undefined (normal module resolution, as in
+ * development). The single executable carries no node_modules: shipping the addon beside it
+ * means nothing is unpacked at run time, which a read-only root needs.
+ */
+export function sqliteBindingPath(o: BindingLookup = {}): string | undefined {
+  const env = o.env ?? process.env;
+  if (env.VIGIL_SQLITE_BINDING) return resolve(env.VIGIL_SQLITE_BINDING);
+  const beside = join(dirname(o.execPath ?? process.execPath), SQLITE_BINDING_FILE);
+  if ((o.exists ?? existsSync)(beside)) return beside;
+  if (o.sea ?? isSea()) {
+    throw new VigilError('SQLITE_BINDING_MISSING', `SQLite's native addon is missing: expected ${beside} (or set VIGIL_SQLITE_BINDING)`);
+  }
+  return undefined;
+}
+
+/**
+ * The addon is loaded here and handed over as an object (better-sqlite3 13 accepts one; its
+ * types only say string): inside the single executable the bundled require() loads built-in
+ * modules only, so better-sqlite3 could not load a path itself.
+ */
+function sqliteOptions(bindingPath: string | undefined): Database.Options {
+  if (bindingPath === undefined) return {};
+  const addon = createRequire(import.meta.url)(bindingPath) as object;
+  return { nativeBinding: addon } as unknown as Database.Options;
 }
 
 function migrate(db: Db): void {
