@@ -249,3 +249,20 @@ t.test('an outage charges the frame nothing: after 25 h unreachable, one 5xx is 
   t.equal(row().attemptCount, 1);
   t.equal(r.queue.deadLetterCount(), 0, 'not given up');
 });
+
+t.test('a stop lets the upload in flight finish, so the cloud and the queue agree', async (t) => {
+  // A stand-in for a slow cloud: presign answers "already stored" after 500 ms.
+  const server = createServer((_req, res) => {
+    setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'exists', frameId: 'frm_1' })), 500);
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  t.teardown(() => new Promise<void>((res) => server.close(() => res())));
+  const r = await rig(t, { url: `http://127.0.0.1:${(server.address() as { port: number }).port}` }, { token: 'vgl_x' });
+  await r.enqueue('compressed', await makeJpeg(64, 64));
+  const stop = new AbortController();
+  const running = r.uploaders[0]!.start(stop.signal);
+  await new Promise((res) => setTimeout(res, 150));
+  stop.abort();
+  await running;
+  t.equal(r.depth(), 0, 'the answer that arrived after the stop was still recorded');
+});

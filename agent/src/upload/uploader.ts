@@ -22,6 +22,9 @@ export interface UploadPolicy {
   maxAgeMs: number;
 }
 
+/** How long a stop waits for an upload already in flight. */
+export const UPLOAD_STOP_GRACE_MS = 3_000;
+
 export const DEFAULT_UPLOAD_POLICY: UploadPolicy = {
   activePollMs: 5_000,
   idlePollMs: 30_000,
@@ -124,7 +127,25 @@ export class Uploader {
     return 0;
   }
 
-  private async upload(item: QueueItem, signal: AbortSignal): Promise<void> {
+  private async upload(item: QueueItem, stop: AbortSignal): Promise<void> {
+    // A stop lets an upload in flight finish for a short grace, so the cloud and the queue agree
+    // on what was stored; one that is stuck is cut when the grace ends.
+    const inflight = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const cut = (): void => {
+      timer = setTimeout(() => inflight.abort(), UPLOAD_STOP_GRACE_MS);
+    };
+    if (stop.aborted) cut();
+    else stop.addEventListener('abort', cut, { once: true });
+    try {
+      await this.send(item, inflight.signal);
+    } finally {
+      stop.removeEventListener('abort', cut);
+      clearTimeout(timer);
+    }
+  }
+
+  private async send(item: QueueItem, signal: AbortSignal): Promise<void> {
     const { client, log } = this.o;
     let data: Buffer;
     try {
