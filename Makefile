@@ -45,4 +45,4 @@ flash:
 	@sh scripts/flash.sh "$(DEVICE)"
 
 clean:
-	rm -rf protocol/dist cloud/dist agent/dist .tap .run
+	rm -rf protocol/dist cloud/dist agent/dist .tap .run build
