@@ -1,0 +1,108 @@
+// System test: the QEMU test image (the Pi image's overlay, init scripts, agent executable and
+// card layout on Debian's arm64 kernel) boots on QEMU's aarch64 virt machine. The root is
+// read-only, /data is writable, init starts the agent and starts it again after a SIGKILL, and
+// the agent captures from the RTSP test camera on the host and uploads to the real cloud on
+// the host through QEMU's user networking. An orderly power-off leaves /data clean.
+import t from 'tap';
+import { join } from 'node:path';
+import type { CameraSummary } from '@vigil/protocol';
+import { startTestCloud } from '../helpers/cloud.js';
+import { startRtspCamera } from '../helpers/rtsp-camera.js';
+import { waitFor } from '../helpers/wait.js';
+import { agentDbSnapshot, cloudKeys } from '../helpers/frames.js';
+import {
+  BOOT_TIMEOUT_MS,
+  ROOTFS_A_PARTITION,
+  boot,
+  buildImage,
+  dataAfterRecovery,
+  forwardTo,
+  fsckData,
+  guestAgentConfig,
+  makeDisk,
+  partitionSha256,
+  qemuLock,
+} from './qemu.js';
+
+t.setTimeout(15 * 60_000);
+
+t.test('QEMU: boot, read-only root, /data, the agent under init, capture and upload', async (t) => {
+  const image = await buildImage();
+  t.comment(`image ${image.image}: rootfs ${image.sizes.rootfs_squashfs_bytes} bytes squashfs (built or checked in ${Math.round(image.buildMs)} ms)`);
+  await qemuLock(t);
+  const cloud = await startTestCloud(t);
+  const camera = await startRtspCamera(t, { mounts: ['/cam1'] });
+  const config = guestAgentConfig(await cloud.claimCode('qemu-boot'), ['/cam1'], { captureIntervalMs: 4000 });
+  const disk = await makeDisk(t, image.image, {
+    'vigil/agent.json': JSON.stringify(config, null, 2),
+    'vigil/board-serial': '10000000c0ffee01\n',
+  });
+  const rootBefore = await partitionSha256(disk, ROOTFS_A_PARTITION);
+
+  const guest = boot(t, disk, { forward: forwardTo(cloud.port, camera.port), name: 'boot' });
+  t.teardown(() => {
+    if (t.passing()) return;
+    t.comment(`serial console (last lines):\n${guest.tail(60)}`);
+  });
+
+  // What init's scripts and the test layer report (board/qemu/rootfs-overlay)
+  const root = await guest.waitForLine(/^SYSTEST_ROOT /);
+  t.match(root.text, /^SYSTEST_ROOT squashfs ro[, ]/, 'the root is the squashfs slot, mounted read-only');
+  t.equal((await guest.waitForLine(/^SYSTEST_ROOT_WRITE /)).text, 'SYSTEST_ROOT_WRITE EROFS', 'a write to / fails with EROFS');
+  const data = await guest.waitForLine(/^SYSTEST_DATA /);
+  t.match(data.text, /^SYSTEST_DATA ext4 rw,\S* ok$/, '/data is the ext4 partition, read-write, checked clean');
+  t.match(data.text, /nodev/);
+  t.equal((await guest.waitForLine(/^SYSTEST_DATA_WRITE /)).text, 'SYSTEST_DATA_WRITE ok', '/data takes writes');
+  t.ok(guest.lines.some((l) => l.text.includes('root=/dev/vda5')), 'booted slot A (p5) as autoboot.txt and cmdline.txt say');
+
+  // The agent, started by init, claims itself, captures and uploads
+  const started = await guest.waitForAgentLog((l) => l.msg === 'agent started');
+  t.comment(`agent started ${(started.at / 1000).toFixed(1)} s after power-on`);
+  await guest.waitForAgentLog((l) => l.msg === 'device claimed');
+  await waitFor(
+    async () => (await cloud.allFrames()).length >= 2,
+    BOOT_TIMEOUT_MS,
+    'the first capture (both variants) in the cloud',
+    500,
+  );
+  const firstUpload = await guest.waitForAgentLog((l) => l.msg === 'uploaded');
+  t.comment(`first upload acknowledged ${(firstUpload.at / 1000).toFixed(1)} s after power-on`);
+
+  // init starts the agent again after it is killed (BusyBox init respawn + the wrapper)
+  const killSent = guest.lines.at(-1)!.at;
+  await guest.send('kill-agent');
+  const killed = await guest.waitForLine(/^SYSTEST_KILLED /, 30_000, killSent);
+  t.match(killed.text, /^SYSTEST_KILLED pid=\d+$/, 'the agent was running and was SIGKILLed');
+  const restarted = await guest.waitForAgentLog((l) => l.msg === 'agent started', BOOT_TIMEOUT_MS, killed.at);
+  t.comment(`agent running again ${((restarted.at - killed.at) / 1000).toFixed(1)} s after the kill`);
+  const framesBefore = (await cloud.allFrames()).length;
+  await waitFor(async () => (await cloud.allFrames()).length >= framesBefore + 2, BOOT_TIMEOUT_MS, 'uploads after the restart', 500);
+  t.pass('captures reach the cloud after the restart');
+
+  // An orderly power-off: rcK stops the agent and unmounts /data; QEMU exits by itself
+  await guest.send('poweroff');
+  await guest.waitForLine(/^SYSTEST_POWEROFF/, 30_000);
+  const exit = await Promise.race([guest.exited, new Promise<null>((r) => setTimeout(() => r(null), 60_000))]);
+  t.same(exit, { code: 0, signal: null }, 'the guest powered off and QEMU exited');
+  // rcK's S99vigil-agent sends SIGTERM; the agent finishes and exits before /data goes
+  const stopping = await guest.waitForAgentLog((l) => l.msg === 'stopping', 1000, restarted.at);
+  t.equal(stopping.sig, 'SIGTERM', 'S99vigil-agent stopped the agent with SIGTERM');
+  t.ok(
+    guest.agentLogs.some((l) => l.msg === 'agent stopped' && l.at > stopping.at),
+    'the agent stopped gracefully before the power-off',
+  );
+
+  // From the host: /data is clean, the root slot untouched, the queue consistent with the cloud
+  const fsck = await fsckData(disk);
+  t.equal(fsck.rc, 0, `e2fsck -fn on /data after power-off is clean\n${fsck.out}`);
+  t.equal(await partitionSha256(disk, ROOTFS_A_PARTITION), rootBefore, 'rootfs A is bit-for-bit unchanged');
+  const after = await dataAfterRecovery(disk, join(disk.dir, 'after'));
+  const snap = agentDbSnapshot(after.vigilDir);
+  t.equal(snap.integrity, 'ok', 'PRAGMA integrity_check of the agent database');
+  const keyById = new Map((await cloud.admin<CameraSummary[]>('GET', '/admin/v1/cameras')).body.map((c) => [c.id, c.key]));
+  const frames = await cloud.allFrames();
+  const { keys, duplicates } = cloudKeys(frames, keyById);
+  t.same(duplicates, [], 'no frame recorded twice');
+  t.equal(keys.size + snap.queued.size, snap.counters.frames_enqueued, 'cloud + still queued = everything the agent enqueued');
+  for (const k of snap.queued) t.notOk(keys.has(k), `still-queued ${k} is not also in the cloud`);
+});

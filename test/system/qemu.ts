@@ -1,0 +1,416 @@
+// The QEMU system-test harness: builds the test image (board/qemu/build-image.sh), makes a
+// per-test copy of the SD card with the agent's config on its data partition, boots it
+// (board/qemu/run.sh plays the Pi firmware), reads the serial console, talks to the guest's
+// control channel, cuts the power (SIGKILL of QEMU), and inspects the data partition from the
+// host without mounting it (e2fsck, debugfs). docs/system-tests.md says what is real.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { AgentLogLine } from '../helpers/agent-process.ts';
+import { tmpDir, type Teardown } from '../helpers/tmp.ts';
+
+const run = promisify(execFile);
+
+export const TOP = fileURLToPath(new URL('../../', import.meta.url));
+export const IMAGE_DIR = join(TOP, 'build/qemu/images');
+/** Serial console logs of the last run of each boot, kept for a person to read after a failure. */
+export const LOG_DIR = join(TOP, 'build/qemu/logs');
+const BUILD_SCRIPT = join(TOP, 'board/qemu/build-image.sh');
+const RUN_SCRIPT = join(TOP, 'board/qemu/run.sh');
+/** A cold build downloads ~190 MB of .debs and unpacks them; a warm one takes ~0.1 s. */
+const BUILD_TIMEOUT_MS = 15 * 60_000;
+/** Under TCG on 2 shared cores a boot to the agent takes 5-15 s; this leaves room for load. */
+export const BOOT_TIMEOUT_MS = 90_000;
+/** Where the guest finds the host's servers (board/qemu/run.sh, VIGIL_QEMU_FORWARD). */
+export const GUEST_CLOUD = { addr: '10.0.2.100', port: 80 };
+export const GUEST_CAMERA = { addr: '10.0.2.101', port: 554 };
+export const DATA_PARTITION = 7;
+export const ROOTFS_A_PARTITION = 5;
+
+export interface ImageInfo {
+  image: string;
+  sizes: Record<string, string>;
+  buildMs: number;
+}
+
+/** Builds the image (incremental: a no-op when nothing changed) and returns its path and sizes. */
+export async function buildImage(): Promise<ImageInfo> {
+  const t0 = performance.now();
+  try {
+    await run('sh', [BUILD_SCRIPT], { cwd: TOP, timeout: BUILD_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024 });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`board/qemu/build-image.sh failed: ${e.stderr?.trim().split('\n').slice(-15).join('\n') || e.message}`);
+  }
+  const sizes: Record<string, string> = {};
+  for (const line of readFileSync(join(IMAGE_DIR, 'sizes.txt'), 'utf8').split('\n')) {
+    const [k, v] = line.split(' ');
+    if (k && v) sizes[k] = v;
+  }
+  return { image: join(IMAGE_DIR, 'sdcard.img'), sizes, buildMs: performance.now() - t0 };
+}
+
+export interface Partition {
+  start: number;
+  size: number;
+}
+
+/** Byte offsets and sizes of the image's partitions, from its MBR (sfdisk). */
+export async function partitions(image: string): Promise<Map<number, Partition>> {
+  const { stdout } = await run('sfdisk', ['-J', image]);
+  const table = JSON.parse(stdout) as { partitiontable: { sectorsize?: number; partitions: { node: string; start: number; size: number }[] } };
+  const sector = table.partitiontable.sectorsize ?? 512;
+  const out = new Map<number, Partition>();
+  for (const p of table.partitiontable.partitions) {
+    const n = Number(/(\d+)$/.exec(p.node)?.[1]);
+    out.set(n, { start: p.start * sector, size: p.size * sector });
+  }
+  return out;
+}
+
+export interface Disk {
+  path: string;
+  dir: string;
+  parts: Map<number, Partition>;
+  /** `path?offset=N` of the data partition, as e2fsprogs' unix I/O manager takes it. */
+  dataFs: string;
+}
+
+/**
+ * A private copy of the SD card (sparse: ~200 MB written of 1.6 GB) with `files` written into
+ * the data partition's filesystem (paths relative to /data), as a technician's provisioning
+ * or a first boot would leave them.
+ */
+export async function makeDisk(t: Teardown, image: string, files: Record<string, string>): Promise<Disk> {
+  const dir = await tmpDir(t, 'vigil-qemu-');
+  const path = join(dir, 'sdcard.img');
+  await run('cp', ['--sparse=always', image, path]);
+  const parts = await partitions(path);
+  const data = parts.get(DATA_PARTITION);
+  if (!data) throw new Error(`${image} has no partition ${DATA_PARTITION}`);
+  const dataFs = `${path}?offset=${data.start}`;
+  const stage = join(dir, 'stage');
+  mkdirSync(stage);
+  const cmds: string[] = [];
+  const made = new Set<string>();
+  Object.entries(files).forEach(([rel, content], i) => {
+    const parts = rel.split('/');
+    for (let j = 1; j < parts.length; j++) {
+      const d = parts.slice(0, j).join('/');
+      if (!made.has(d)) cmds.push(`mkdir ${d}`);
+      made.add(d);
+    }
+    const local = join(stage, String(i));
+    writeFileSync(local, content);
+    cmds.push(`write ${local} ${rel}`);
+  });
+  const cmdFile = join(dir, 'debugfs.cmds');
+  writeFileSync(cmdFile, cmds.join('\n') + '\n');
+  await run('debugfs', ['-w', '-f', cmdFile, dataFs]);
+  for (const rel of Object.keys(files)) {
+    const { stdout } = await run('debugfs', ['-R', `stat ${rel}`, dataFs]);
+    if (!/Inode:/.test(stdout)) throw new Error(`debugfs did not write ${rel}`);
+  }
+  return { path, dir, parts, dataFs };
+}
+
+export interface SerialLine {
+  /** ms since QEMU was started */
+  at: number;
+  text: string;
+}
+
+export interface TimedAgentLog extends AgentLogLine {
+  /** ms since QEMU was started (when the line reached the serial console) */
+  at: number;
+}
+
+export interface BootOptions {
+  /** Guest `addr:port` -> host port on 127.0.0.1. */
+  forward?: Record<string, number>;
+  /** More kernel parameters. VIGIL_LOG_LEVEL=debug is always added (init passes it on). */
+  append?: string;
+  /** The serial log is written to LOG_DIR/<name>.log when QEMU exits. */
+  name?: string;
+}
+
+export interface Guest {
+  child: ChildProcess;
+  pid: number;
+  lines: SerialLine[];
+  agentLogs: TimedAgentLog[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves with the first serial line (already seen or still to come) matching `re`. */
+  waitForLine(re: RegExp, timeoutMs?: number, from?: number): Promise<SerialLine>;
+  waitForAgentLog(pred: (l: TimedAgentLog) => boolean, timeoutMs?: number, from?: number): Promise<TimedAgentLog>;
+  /** One line to the guest's control channel (/dev/hvc0). */
+  send(command: string): Promise<void>;
+  /** Power cut: SIGKILL QEMU, wait for it to be gone. */
+  kill(): Promise<void>;
+  /** The last serial lines, for failure messages. */
+  tail(n?: number): string;
+}
+
+const AGENT_JSON = /\{"level":\d+.*\}\s*$/;
+
+/** Boots the disk: `sh board/qemu/run.sh DISK` (QEMU exec'd: the child's pid is QEMU's). */
+export function boot(t: Teardown, disk: Disk, opts: BootOptions = {}): Guest {
+  const control = join(disk.dir, `control-${process.pid}-${Math.floor(Math.random() * 1e9)}.sock`);
+  const forward = Object.entries(opts.forward ?? {})
+    .map(([guest, host]) => `${guest}=${host}`)
+    .join(' ');
+  const append = ['VIGIL_LOG_LEVEL=debug', opts.append].filter(Boolean).join(' ');
+  const t0 = performance.now();
+  const child = spawn('sh', [RUN_SCRIPT, disk.path], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, VIGIL_QEMU_FORWARD: forward, VIGIL_QEMU_APPEND: append, VIGIL_QEMU_CONTROL: control },
+  });
+  const lines: SerialLine[] = [];
+  const agentLogs: TimedAgentLog[] = [];
+  const waiters = new Set<() => void>();
+  const onLine = (raw: string): void => {
+    const text = raw.replace(/\r/g, '');
+    const at = performance.now() - t0;
+    lines.push({ at, text });
+    const m = AGENT_JSON.exec(text);
+    if (m) {
+      try {
+        agentLogs.push({ ...(JSON.parse(m[0]) as AgentLogLine), at });
+      } catch {
+        // a kernel message cut into the line: not a log record
+      }
+    }
+    for (const w of waiters) w();
+  };
+  createInterface({ input: child.stdout! }).on('line', onLine);
+  createInterface({ input: child.stderr! }).on('line', onLine);
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+  let gone = false;
+  void exited.then(() => {
+    gone = true;
+    for (const w of waiters) w();
+    if (opts.name) {
+      mkdirSync(LOG_DIR, { recursive: true });
+      writeFileSync(join(LOG_DIR, `${opts.name}.log`), lines.map((l) => `${(l.at / 1000).toFixed(2)} ${l.text}`).join('\n') + '\n');
+    }
+  });
+  const killOnExit = (): void => void child.kill('SIGKILL');
+  process.on('exit', killOnExit);
+  t.teardown(async () => {
+    process.off('exit', killOnExit);
+    socket?.destroy();
+    if (!gone) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+
+  const tail = (n = 25): string =>
+    lines
+      .slice(-n)
+      .map((l) => l.text)
+      .join('\n');
+  const waitFor = <T>(find: () => T | undefined, timeoutMs: number, what: string): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        const hit = find();
+        if (hit !== undefined) {
+          done();
+          resolve(hit);
+        } else if (gone) {
+          done();
+          reject(new Error(`QEMU exited before ${what}; serial console:\n${tail()}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`no ${what} within ${timeoutMs} ms; serial console:\n${tail()}`));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        waiters.delete(check);
+      };
+      waiters.add(check);
+      check();
+    });
+
+  let socket: Socket | undefined;
+  const openControl = async (): Promise<Socket> => {
+    const end = performance.now() + 10_000;
+    for (;;) {
+      if (existsSync(control)) {
+        try {
+          const s = connect(control);
+          await once(s, 'connect');
+          s.on('error', () => undefined);
+          return s;
+        } catch {
+          // QEMU not listening yet
+        }
+      }
+      if (gone || performance.now() > end) throw new Error(`cannot connect to the guest's control socket ${control}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  return {
+    child,
+    pid: child.pid!,
+    lines,
+    agentLogs,
+    exited,
+    tail,
+    waitForLine(re, timeoutMs = BOOT_TIMEOUT_MS, from = 0) {
+      return waitFor(() => lines.find((l) => l.at >= from && re.test(l.text)), timeoutMs, `serial line ${re}`);
+    },
+    waitForAgentLog(pred, timeoutMs = BOOT_TIMEOUT_MS, from = 0) {
+      return waitFor(() => agentLogs.find((l) => l.at >= from && pred(l)), timeoutMs, 'matching agent log');
+    },
+    async send(command) {
+      socket ??= await openControl();
+      socket.write(command + '\n');
+    },
+    async kill() {
+      if (!gone) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+/** ms since QEMU started until `pred` first held in the guest's agent log (undefined if never). */
+export const firstAt = (g: Guest, pred: (l: TimedAgentLog) => boolean): number | undefined => g.agentLogs.find(pred)?.at;
+
+/** `e2fsck -fn` on the data partition in place: rc 0 = clean; a cut leaves rc 4 with an unreplayed journal. */
+export async function fsckData(disk: Disk): Promise<{ rc: number; out: string; journalPending: boolean }> {
+  return fsck(disk.dataFs, ['-fn']);
+}
+
+async function fsck(target: string, flags: string[]): Promise<{ rc: number; out: string; journalPending: boolean }> {
+  let rc = 0;
+  let out = '';
+  try {
+    const r = await run('e2fsck', [...flags, target]);
+    out = r.stdout + r.stderr;
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    rc = typeof e.code === 'number' ? e.code : -1;
+    out = (e.stdout ?? '') + (e.stderr ?? '');
+  }
+  return { rc, out, journalPending: /journal recovery|needs_recovery|recovering journal/i.test(out) };
+}
+
+/**
+ * What the next boot will find on /data: a copy of the data partition with its journal
+ * replayed (`e2fsck -fy`, as the guest's S03vigil-data does with -p), then `e2fsck -fn` on
+ * the copy (must be clean), then the agent's directory dumped out of it with debugfs.
+ * Returns the dumped directory (holds agent.db, its WAL, spool/) and both fsck results.
+ */
+export async function dataAfterRecovery(
+  disk: Disk,
+  dest: string,
+): Promise<{ vigilDir: string; repair: { rc: number; out: string }; check: { rc: number; out: string } }> {
+  const data = disk.parts.get(DATA_PARTITION)!;
+  const copy = join(dest, 'data.ext4');
+  mkdirSync(dest, { recursive: true });
+  await copyPartition(disk.path, data, copy);
+  const repair = await fsck(copy, ['-fy']);
+  const check = await fsck(copy, ['-fn']);
+  const out = join(dest, 'dump');
+  mkdirSync(out, { recursive: true });
+  await run('debugfs', ['-R', `rdump vigil ${out}`, copy]);
+  rmSync(copy);
+  return { vigilDir: join(out, 'vigil'), repair, check };
+}
+
+/** `dd` of one partition into a file, sparse where the source is zero-filled. */
+async function copyPartition(image: string, part: Partition, dest: string): Promise<void> {
+  await run('dd', [`if=${image}`, `of=${dest}`, 'bs=4M', 'iflag=skip_bytes,count_bytes', `skip=${part.start}`, `count=${part.size}`, 'conv=sparse', 'status=none']);
+}
+
+/** sha256 of one partition's bytes (the read-only root must not change, power cuts or not). */
+export async function partitionSha256(disk: Disk, n: number): Promise<string> {
+  const p = disk.parts.get(n)!;
+  const { stdout } = await run(
+    'sh',
+    ['-c', `dd if="$1" bs=1M iflag=skip_bytes,count_bytes skip=$2 count=$3 status=none | sha256sum`, 'sh', disk.path, String(p.start), String(p.size)],
+    { maxBuffer: 1024 * 1024 },
+  );
+  return stdout.split(' ')[0]!;
+}
+
+/** A lock file so that two test files never run QEMU at once on a 2-core machine. */
+export async function qemuLock(t: Teardown, timeoutMs = 15 * 60_000): Promise<void> {
+  const dir = join(TOP, 'build/qemu');
+  mkdirSync(dir, { recursive: true });
+  const lock = join(dir, 'qemu-run.lock');
+  const end = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      const fd = openSync(lock, 'wx');
+      writeFileSync(fd, String(process.pid));
+      closeSync(fd);
+      break;
+    } catch {
+      const holder = Number(readFileSafe(lock));
+      if (!holder || !isPidAlive(holder)) {
+        rmSync(lock, { force: true });
+        continue;
+      }
+      if (performance.now() > end) throw new Error(`QEMU lock ${lock} still held by pid ${holder}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  const release = (): void => {
+    if (readFileSafe(lock) === String(process.pid)) rmSync(lock, { force: true });
+  };
+  process.on('exit', release);
+  t.teardown(() => {
+    process.off('exit', release);
+    release();
+  });
+}
+
+function readFileSafe(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+function isPidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The agent's config on /data for a test: the host's cloud and camera as the guest sees them. */
+export function guestAgentConfig(claimCode: string, cameraPaths: string[], extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    cloudUrl: `http://${GUEST_CLOUD.addr}:${GUEST_CLOUD.port}`,
+    dataDir: '/data/vigil',
+    ffmpegPath: '/usr/bin/ffmpeg',
+    claimCode,
+    // QEMU's virt machine has no device-tree serial number: the board serial is a file on /data
+    serialSources: ['/data/vigil/board-serial'],
+    cameras: cameraPaths.map((p, i) => ({ id: `cam${i + 1}`, url: `rtsp://${GUEST_CAMERA.addr}:${GUEST_CAMERA.port}${p}` })),
+    ...extra,
+  };
+}
+
+/** The forwarding rules for `boot`: the guest's cloud and camera addresses to the host's ports. */
+export function forwardTo(cloudPort: number, cameraPort: number): Record<string, number> {
+  return {
+    [`${GUEST_CLOUD.addr}:${GUEST_CLOUD.port}`]: cloudPort,
+    [`${GUEST_CAMERA.addr}:${GUEST_CAMERA.port}`]: cameraPort,
+  };
+}
