@@ -51,13 +51,18 @@ t.test('QEMU: boot, read-only root, /data, the agent under init, capture and upl
   t.equal((await guest.waitForLine(/^SYSTEST_ROOT_WRITE /)).text, 'SYSTEST_ROOT_WRITE EROFS', 'a write to / fails with EROFS');
   const data = await guest.waitForLine(/^SYSTEST_DATA /);
   t.match(data.text, /^SYSTEST_DATA ext4 rw,\S* ok$/, '/data is the ext4 partition, read-write, checked clean');
-  t.match(data.text, /nodev/);
+  t.match(data.text, /\bnodev\b.*\bnoexec\b/, '/data is mounted nodev and noexec (S03vigil-data)');
   t.equal((await guest.waitForLine(/^SYSTEST_DATA_WRITE /)).text, 'SYSTEST_DATA_WRITE ok', '/data takes writes');
   t.ok(guest.lines.some((l) => l.text.includes('root=/dev/vda5')), 'booted slot A (p5) as autoboot.txt and cmdline.txt say');
 
   // The agent, started by init, claims itself, captures and uploads
   const started = await guest.waitForAgentLog((l) => l.msg === 'agent started');
   t.comment(`agent started ${(started.at / 1000).toFixed(1)} s after power-on`);
+  // The agent is init's own child (the wrapper exec'd it), running the packaged executable
+  const asked = guest.lines.at(-1)!.at;
+  await guest.send(`run p=$(cat /var/run/vigil-agent.pid); echo "ppid=$(awk '$1 == "PPid:" { print $2 }' /proc/$p/status) exe=$(readlink /proc/$p/exe)"`);
+  const proc = await guest.waitForLine(/^SYSTEST_OUT ppid=/, 30_000, asked);
+  t.equal(proc.text, 'SYSTEST_OUT ppid=1 exe=/usr/bin/vigil-agent', 'the agent runs /usr/bin/vigil-agent as a child of init (pid 1)');
   await guest.waitForAgentLog((l) => l.msg === 'device claimed');
   await waitFor(
     async () => (await cloud.allFrames()).length >= 2,
@@ -94,7 +99,7 @@ t.test('QEMU: boot, read-only root, /data, the agent under init, capture and upl
 
   // From the host: /data is clean, the root slot untouched, the queue consistent with the cloud
   const fsck = await fsckData(disk);
-  t.equal(fsck.rc, 0, `e2fsck -fn on /data after power-off is clean\n${fsck.out}`);
+  t.equal(fsck.rc, 0, 'e2fsck -fn on /data after power-off is clean', { output: fsck.out });
   t.equal(await partitionSha256(disk, ROOTFS_A_PARTITION), rootBefore, 'rootfs A is bit-for-bit unchanged');
   const after = await dataAfterRecovery(disk, join(disk.dir, 'after'));
   const snap = agentDbSnapshot(after.vigilDir);

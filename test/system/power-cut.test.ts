@@ -94,8 +94,8 @@ t.test(`QEMU power cuts: ${ROUNDS} rounds of SIGKILL during capture and upload`,
     // The host's view of the card right after the cut, and after the recovery the next boot does
     pendingJournal.push((await fsckData(disk)).journalPending);
     const rec = await dataAfterRecovery(disk, join(disk.dir, `round-${r}`));
-    t.ok(rec.repair.rc <= 1, `${round}: e2fsck -fy recovers the data partition (rc ${rec.repair.rc})`);
-    t.equal(rec.check.rc, 0, `${round}: the recovered data partition is clean (e2fsck -fn)`);
+    t.ok(rec.repair.rc <= 1, `${round}: e2fsck -fy recovers the data partition (rc ${rec.repair.rc})`, { output: rec.repair.out });
+    t.equal(rec.check.rc, 0, `${round}: the recovered data partition is clean (e2fsck -fn)`, { output: rec.check.out });
     const snap = agentDbSnapshot(rec.vigilDir);
     t.equal(snap.integrity, 'ok', `${round}: PRAGMA integrity_check`);
     t.equal(snap.deadLetters, 0, `${round}: no dead letters`);
@@ -130,7 +130,7 @@ t.test(`QEMU power cuts: ${ROUNDS} rounds of SIGKILL during capture and upload`,
   t.same(duplicates, [], 'no capture recorded twice in the cloud');
   t.same([...reached].filter((k) => !keys.has(k)), [], `all ${reached.size / 2} committed captures (${reached.size} frames) are in the cloud`);
   const fsck = await fsckData(disk);
-  t.equal(fsck.rc, 0, `e2fsck -fn on /data after the orderly power-off is clean\n${fsck.out}`);
+  t.equal(fsck.rc, 0, 'e2fsck -fn on /data after the orderly power-off is clean', { output: fsck.out });
   const end = await dataAfterRecovery(disk, join(disk.dir, 'final'));
   const snap = agentDbSnapshot(end.vigilDir);
   t.equal(snap.integrity, 'ok', 'PRAGMA integrity_check at the end');
