@@ -100,9 +100,9 @@ export async function makeDisk(t: Teardown, image: string, files: Record<string,
   const cmds: string[] = [];
   const made = new Set<string>();
   Object.entries(files).forEach(([rel, content], i) => {
-    const parts = rel.split('/');
-    for (let j = 1; j < parts.length; j++) {
-      const d = parts.slice(0, j).join('/');
+    const segs = rel.split('/');
+    for (let j = 1; j < segs.length; j++) {
+      const d = segs.slice(0, j).join('/');
       if (!made.has(d)) cmds.push(`mkdir ${d}`);
       made.add(d);
     }
