@@ -6,9 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../cloud/dist/config.js';
-import { startCloud } from '../cloud/dist/main.js';
-import { percentile, report, ROOT, spawnUntil, stop } from './lib.ts';
+import { percentile, report, ROOT, spawnUntil, stop, startBenchCloud } from './lib.ts';
 
 const OUT = join(ROOT, 'build/agent-bin');
 const X64 = join(OUT, 'linux-x64/vigil-agent');
@@ -42,12 +40,8 @@ for (let i = 0; i < RUNS; i++) {
 }
 report('agent_bin_x64_startup_ms', percentile(times, 50), 'ms');
 
-const ADMIN = 'bench-admin-token-0123456789abcdef';
-const cloud = await startCloud(loadConfig({ env: {}, overrides: { port: 0, dataDir: join(dir, 'cloud'), adminToken: ADMIN, logLevel: 'silent' } }));
-const url = `http://127.0.0.1:${cloud.port}`;
-const { code } = (await (await fetch(`${url}/admin/v1/claim-codes`, {
-  method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ site: 'bench' }),
-})).json()) as { code: string };
+const cloud = await startBenchCloud(dir);
+const { url, claimCode: code } = cloud;
 const runConfig = writeConfig('run', { cloudUrl: url, claimCode: code });
 const { child } = await spawnUntil(X64, ['run', '--config', runConfig], /"msg":"device claimed"/, env);
 await new Promise((r) => setTimeout(r, IDLE_MS));

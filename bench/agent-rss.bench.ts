@@ -5,19 +5,13 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../cloud/dist/config.js';
-import { startCloud } from '../cloud/dist/main.js';
-import { percentile, report, ROOT, startRtsp, stop } from './lib.ts';
+import { percentile, report, ROOT, startRtsp, stop, startBenchCloud, BENCH_ADMIN_TOKEN } from './lib.ts';
 
 const WARMUP_MS = 15_000;
 const SAMPLE_MS = 30_000;
 const dir = mkdtempSync(join(tmpdir(), 'vigil-bench-rss-'));
-const ADMIN = 'bench-admin-token-0123456789abcdef';
-const cloud = await startCloud(loadConfig({ env: {}, overrides: { port: 0, dataDir: join(dir, 'cloud'), adminToken: ADMIN, logLevel: 'silent' } }));
-const url = `http://127.0.0.1:${cloud.port}`;
-const { code } = (await (await fetch(`${url}/admin/v1/claim-codes`, {
-  method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ site: 'bench' }),
-})).json()) as { code: string };
+const cloud = await startBenchCloud(dir);
+const { url, claimCode: code } = cloud;
 const rtsp = await startRtsp(['/c1', '/c2:smpte', '/c3:snow', '/c4:pinwheel'], '1280x720');
 const dataDir = join(dir, 'agent');
 writeFileSync(join(dir, 'serial'), '10000000bench000\n');
@@ -37,7 +31,7 @@ while (Date.now() < end) {
   samples.push(rssMb());
   await new Promise((r) => setTimeout(r, 1000));
 }
-const frames = (await (await fetch(`${url}/admin/v1/cameras`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { frames: number }[];
+const frames = (await (await fetch(`${url}/admin/v1/cameras`, { headers: { authorization: `Bearer ${BENCH_ADMIN_TOKEN}` } })).json()) as { frames: number }[];
 await stop(agent);
 await stop(rtsp.child);
 await cloud.close();

@@ -14,20 +14,14 @@ import { systemClock } from '../agent/dist/lib/clock.js';
 import { silentLogger } from '../agent/dist/lib/logger.js';
 import { CloudClient } from '../agent/dist/cloud/cloud-client.js';
 import { Uploader, DEFAULT_UPLOAD_POLICY } from '../agent/dist/upload/uploader.js';
-import { loadConfig } from '../cloud/dist/config.js';
-import { startCloud } from '../cloud/dist/main.js';
-import { report } from './lib.ts';
+import { report, startBenchCloud } from './lib.ts';
 
 const PAIRS = 150;
 const dir = mkdtempSync(join(tmpdir(), 'vigil-bench-drain-'));
-const ADMIN = 'bench-admin-token-0123456789abcdef';
-const cloud = await startCloud(loadConfig({ env: {}, overrides: { port: 0, dataDir: join(dir, 'cloud'), adminToken: ADMIN, logLevel: 'silent' } }));
-const url = `http://127.0.0.1:${cloud.port}`;
-const code = (await (await fetch(`${url}/admin/v1/claim-codes`, {
-  method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ site: 'bench' }),
-})).json()) as { code: string };
+const cloud = await startBenchCloud(dir);
+const { url, claimCode: code } = cloud;
 const { token } = (await (await fetch(`${url}/v1/claim`, {
-  method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: code.code, hardwareId: 'bench' }),
+  method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code, hardwareId: 'bench' }),
 })).json()) as { token: string };
 
 // Two real frames, reused with distinct timestamps.

@@ -5,6 +5,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { loadConfig } from '../cloud/dist/config.js';
+import { startCloud } from '../cloud/dist/main.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -55,4 +58,19 @@ export async function stop(child: ChildProcess): Promise<void> {
   const t = setTimeout(() => child.kill('SIGKILL'), 5000);
   await once(child, 'exit');
   clearTimeout(t);
+}
+
+export const BENCH_ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
+
+/** The real cloud on a loopback port with its data in `dir`/cloud, and a claim code for a bench device. */
+export async function startBenchCloud(dir: string): Promise<{ url: string; claimCode: string; close(): Promise<void> }> {
+  const cloud = await startCloud(loadConfig({ env: {}, overrides: { port: 0, dataDir: join(dir, 'cloud'), adminToken: BENCH_ADMIN_TOKEN, logLevel: 'silent' } }));
+  const url = `http://127.0.0.1:${cloud.port}`;
+  const res = await fetch(`${url}/admin/v1/claim-codes`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${BENCH_ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ site: 'bench' }),
+  });
+  const { code } = (await res.json()) as { code: string };
+  return { url, claimCode: code, close: () => cloud.close() };
 }

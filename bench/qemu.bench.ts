@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { loadConfig } from '../cloud/dist/config.js';
 import { startCloud } from '../cloud/dist/main.js';
 import { percentile, report, startRtsp, stop } from './lib.ts';
-import { boot, buildImage, firstAt, forwardTo, guestAgentConfig, makeDisk, TOP, type Guest } from '../test/system/qemu.ts';
+import { boot, buildImage, firstAt, forwardTo, guestAgentConfig, TOP, type Guest } from '../test/system/qemu.ts';
+import { makeDisk } from '../test/system/disk.ts';
 
 const BOOTS = 5;
 const RSS_SETTLE_MS = 10_000;

@@ -12,17 +12,13 @@ import { waitFor } from '../helpers/wait.js';
 import { agentDbSnapshot, cloudKeys } from '../helpers/frames.js';
 import {
   BOOT_TIMEOUT_MS,
-  ROOTFS_A_PARTITION,
   boot,
   buildImage,
-  dataAfterRecovery,
   forwardTo,
-  fsckData,
   guestAgentConfig,
-  makeDisk,
-  partitionSha256,
   qemuLock,
 } from './qemu.js';
+import { ROOTFS_A_PARTITION, dataAfterRecovery, fsckData, makeDisk, partitionSha256 } from './disk.js';
 
 t.setTimeout(15 * 60_000);
 

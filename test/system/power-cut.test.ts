@@ -18,18 +18,14 @@ import { waitFor } from '../helpers/wait.js';
 import { agentDbSnapshot, cloudKeys, frameKey } from '../helpers/frames.js';
 import {
   BOOT_TIMEOUT_MS,
-  ROOTFS_A_PARTITION,
   boot,
   buildImage,
-  dataAfterRecovery,
   forwardTo,
-  fsckData,
   guestAgentConfig,
-  makeDisk,
-  partitionSha256,
   qemuLock,
   type Guest,
 } from './qemu.js';
+import { ROOTFS_A_PARTITION, dataAfterRecovery, fsckData, makeDisk, partitionSha256 } from './disk.js';
 
 const ROUNDS = Number(process.env.VIGIL_POWER_CUT_ROUNDS ?? 5);
 /**

@@ -2,7 +2,7 @@
 // per-test copy of the SD card with the agent's config on its data partition, boots it
 // (board/qemu/run.sh plays the Pi firmware), reads the serial console, talks to the guest's
 // control channel, cuts the power (SIGKILL of QEMU), and inspects the data partition from the
-// host without mounting it (e2fsck, debugfs). docs/system-tests.md says what is real.
+// host without mounting it (disk.ts). docs/system-tests.md says what is real.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,7 +13,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { AgentLogLine } from '../helpers/agent-process.ts';
-import { tmpDir, type Teardown } from '../helpers/tmp.ts';
+import type { Teardown } from '../helpers/tmp.ts';
+import { isAlive } from '../helpers/process.ts';
+import type { Disk } from './disk.ts';
 
 const run = promisify(execFile);
 
@@ -30,8 +32,6 @@ export const BOOT_TIMEOUT_MS = 90_000;
 /** Where the guest finds the host's servers (board/qemu/run.sh, VIGIL_QEMU_FORWARD). */
 export const GUEST_CLOUD = { addr: '10.0.2.100', port: 80 };
 export const GUEST_CAMERA = { addr: '10.0.2.101', port: 554 };
-export const DATA_PARTITION = 7;
-export const ROOTFS_A_PARTITION = 5;
 
 export interface ImageInfo {
   image: string;
@@ -54,70 +54,6 @@ export async function buildImage(): Promise<ImageInfo> {
     if (k && v) sizes[k] = v;
   }
   return { image: join(IMAGE_DIR, 'sdcard.img'), sizes, buildMs: performance.now() - t0 };
-}
-
-export interface Partition {
-  start: number;
-  size: number;
-}
-
-/** Byte offsets and sizes of the image's partitions, from its MBR (sfdisk). */
-export async function partitions(image: string): Promise<Map<number, Partition>> {
-  const { stdout } = await run('sfdisk', ['-J', image]);
-  const table = JSON.parse(stdout) as { partitiontable: { sectorsize?: number; partitions: { node: string; start: number; size: number }[] } };
-  const sector = table.partitiontable.sectorsize ?? 512;
-  const out = new Map<number, Partition>();
-  for (const p of table.partitiontable.partitions) {
-    const n = Number(/(\d+)$/.exec(p.node)?.[1]);
-    out.set(n, { start: p.start * sector, size: p.size * sector });
-  }
-  return out;
-}
-
-export interface Disk {
-  path: string;
-  dir: string;
-  parts: Map<number, Partition>;
-  /** `path?offset=N` of the data partition, as e2fsprogs' unix I/O manager takes it. */
-  dataFs: string;
-}
-
-/**
- * A private copy of the SD card (sparse: ~200 MB written of 1.6 GB) with `files` written into
- * the data partition's filesystem (paths relative to /data), as a technician's provisioning
- * or a first boot would leave them.
- */
-export async function makeDisk(t: Teardown, image: string, files: Record<string, string>): Promise<Disk> {
-  const dir = await tmpDir(t, 'vigil-qemu-');
-  const path = join(dir, 'sdcard.img');
-  await run('cp', ['--sparse=always', image, path]);
-  const parts = await partitions(path);
-  const data = parts.get(DATA_PARTITION);
-  if (!data) throw new Error(`${image} has no partition ${DATA_PARTITION}`);
-  const dataFs = `${path}?offset=${data.start}`;
-  const stage = join(dir, 'stage');
-  mkdirSync(stage);
-  const cmds: string[] = [];
-  const made = new Set<string>();
-  Object.entries(files).forEach(([rel, content], i) => {
-    const segs = rel.split('/');
-    for (let j = 1; j < segs.length; j++) {
-      const d = segs.slice(0, j).join('/');
-      if (!made.has(d)) cmds.push(`mkdir ${d}`);
-      made.add(d);
-    }
-    const local = join(stage, String(i));
-    writeFileSync(local, content);
-    cmds.push(`write ${local} ${rel}`);
-  });
-  const cmdFile = join(dir, 'debugfs.cmds');
-  writeFileSync(cmdFile, cmds.join('\n') + '\n');
-  await run('debugfs', ['-w', '-f', cmdFile, dataFs]);
-  for (const rel of Object.keys(files)) {
-    const { stdout } = await run('debugfs', ['-R', `stat ${rel}`, dataFs]);
-    if (!/Inode:/.test(stdout)) throw new Error(`debugfs did not write ${rel}`);
-  }
-  return { path, dir, parts, dataFs };
 }
 
 export interface SerialLine {
@@ -286,64 +222,6 @@ export function boot(t: Teardown, disk: Disk, opts: BootOptions = {}): Guest {
 /** ms since QEMU started until `pred` first held in the guest's agent log (undefined if never). */
 export const firstAt = (g: Guest, pred: (l: TimedAgentLog) => boolean): number | undefined => g.agentLogs.find(pred)?.at;
 
-/** `e2fsck -fn` on the data partition in place: rc 0 = clean; a cut leaves rc 4 with an unreplayed journal. */
-export async function fsckData(disk: Disk): Promise<{ rc: number; out: string; journalPending: boolean }> {
-  return fsck(disk.dataFs, ['-fn']);
-}
-
-async function fsck(target: string, flags: string[]): Promise<{ rc: number; out: string; journalPending: boolean }> {
-  let rc = 0;
-  let out = '';
-  try {
-    const r = await run('e2fsck', [...flags, target]);
-    out = r.stdout + r.stderr;
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    rc = typeof e.code === 'number' ? e.code : -1;
-    out = (e.stdout ?? '') + (e.stderr ?? '');
-  }
-  return { rc, out, journalPending: /journal recovery|needs_recovery|recovering journal/i.test(out) };
-}
-
-/**
- * What the next boot will find on /data: a copy of the data partition with its journal
- * replayed (`e2fsck -fy`, as the guest's S03vigil-data does with -p), then `e2fsck -fn` on
- * the copy (must be clean), then the agent's directory dumped out of it with debugfs.
- * Returns the dumped directory (holds agent.db, its WAL, spool/) and both fsck results.
- */
-export async function dataAfterRecovery(
-  disk: Disk,
-  dest: string,
-): Promise<{ vigilDir: string; repair: { rc: number; out: string }; check: { rc: number; out: string } }> {
-  const data = disk.parts.get(DATA_PARTITION)!;
-  const copy = join(dest, 'data.ext4');
-  mkdirSync(dest, { recursive: true });
-  await copyPartition(disk.path, data, copy);
-  const repair = await fsck(copy, ['-fy']);
-  const check = await fsck(copy, ['-fn']);
-  const out = join(dest, 'dump');
-  mkdirSync(out, { recursive: true });
-  await run('debugfs', ['-R', `rdump vigil ${out}`, copy]);
-  rmSync(copy);
-  return { vigilDir: join(out, 'vigil'), repair, check };
-}
-
-/** `dd` of one partition into a file, sparse where the source is zero-filled. */
-async function copyPartition(image: string, part: Partition, dest: string): Promise<void> {
-  await run('dd', [`if=${image}`, `of=${dest}`, 'bs=4M', 'iflag=skip_bytes,count_bytes', `skip=${part.start}`, `count=${part.size}`, 'conv=sparse', 'status=none']);
-}
-
-/** sha256 of one partition's bytes (the read-only root must not change, power cuts or not). */
-export async function partitionSha256(disk: Disk, n: number): Promise<string> {
-  const p = disk.parts.get(n)!;
-  const { stdout } = await run(
-    'sh',
-    ['-c', `dd if="$1" bs=1M iflag=skip_bytes,count_bytes skip=$2 count=$3 status=none | sha256sum`, 'sh', disk.path, String(p.start), String(p.size)],
-    { maxBuffer: 1024 * 1024 },
-  );
-  return stdout.split(' ')[0]!;
-}
-
 /** A lock file so that two test files never run QEMU at once on a 2-core machine. */
 export async function qemuLock(t: Teardown, timeoutMs = 15 * 60_000): Promise<void> {
   const dir = join(TOP, 'build/qemu');
@@ -358,7 +236,7 @@ export async function qemuLock(t: Teardown, timeoutMs = 15 * 60_000): Promise<vo
       break;
     } catch {
       const holder = Number(readFileSafe(lock));
-      if (!holder || !isPidAlive(holder)) {
+      if (!holder || !isAlive(holder)) {
         rmSync(lock, { force: true });
         continue;
       }
@@ -381,15 +259,6 @@ function readFileSafe(path: string): string {
     return readFileSync(path, 'utf8').trim();
   } catch {
     return '';
-  }
-}
-
-function isPidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
