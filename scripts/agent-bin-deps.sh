@@ -5,6 +5,8 @@
 # test proves the executable writes nothing outside its data dir. Installs them when run as
 # root, otherwise stops with the list of what is missing.
 set -eu
+# shellcheck source=/dev/null # scripts/lib/debian-packages.sh, checked on its own
+. "$(dirname "$0")/lib/debian-packages.sh"
 
 sysroot=/usr/aarch64-linux-gnu
 missing=""
@@ -16,17 +18,5 @@ command -v qemu-aarch64-static >/dev/null 2>&1 || missing="$missing qemu-user-st
 command -v strace >/dev/null 2>&1 || missing="$missing strace"
 command -v flock >/dev/null 2>&1 || missing="$missing util-linux"
 
-[ -z "$missing" ] && exit 0
-
-if [ "$(id -u)" -ne 0 ]; then
-  echo "agent-bin: missing Debian packages:$missing" >&2
-  echo "agent-bin: install them with: sudo apt-get install --no-install-recommends$missing" >&2
-  exit 1
-fi
-echo "agent-bin: installing Debian packages:$missing" >&2
-export DEBIAN_FRONTEND=noninteractive
-# Other jobs on the same machine may hold the dpkg lock for a while: wait for it.
-apt="apt-get -o DPkg::Lock::Timeout=300"
-$apt update -qq
 # shellcheck disable=SC2086 # the list is meant to split into words
-$apt install -y -qq --no-install-recommends $missing >/dev/null
+install_missing agent-bin $missing

@@ -3,6 +3,8 @@
 # gst-rtsp-server with its Python bindings (the RTSP test camera). Installs them when run as
 # root, otherwise stops with the list of what is missing.
 set -eu
+# shellcheck source=/dev/null # scripts/lib/debian-packages.sh, checked on its own
+. "$(dirname "$0")/lib/debian-packages.sh"
 
 missing=""
 command -v ffmpeg >/dev/null 2>&1 || missing="$missing ffmpeg"
@@ -13,15 +15,5 @@ if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0');
 fi
 command -v nc >/dev/null 2>&1 || missing="$missing netcat-openbsd"
 
-[ -z "$missing" ] && exit 0
-
-if [ "$(id -u)" -ne 0 ]; then
-  echo "setup: missing Debian packages:$missing" >&2
-  echo "setup: install them with: sudo apt-get install --no-install-recommends$missing" >&2
-  exit 1
-fi
-echo "setup: installing Debian packages:$missing" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
 # shellcheck disable=SC2086 # the list is meant to split into words
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+install_missing setup $missing

@@ -11,6 +11,8 @@
 # With a Buildroot checkout (never committed; `make image` fetches one), the dev-loop check:
 #   sh scripts/firmware-check.sh buildroot DIR     defconfig == savedefconfig output, check-package clean
 set -eu
+# shellcheck source=/dev/null # scripts/lib/debian-packages.sh, checked on its own
+. "$(dirname "$0")/lib/debian-packages.sh"
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -36,15 +38,8 @@ deps() {
 	command -v mkfs.vfat >/dev/null 2>&1 || missing="$missing dosfstools"
 	command -v mkfs.ext4 >/dev/null 2>&1 || missing="$missing e2fsprogs"
 	command -v sfdisk >/dev/null 2>&1 || missing="$missing fdisk"
-	[ -z "$missing" ] && return 0
-	if [ "$(id -u)" -ne 0 ]; then
-		die "missing Debian packages:$missing (sudo apt-get install --no-install-recommends$missing)"
-	fi
-	echo "firmware-check: installing:$missing" >&2
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get -o DPkg::Lock::Timeout=600 update -qq
 	# shellcheck disable=SC2086 # the list is meant to split into words
-	apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing >/dev/null
+	install_missing firmware-check $missing
 }
 
 # --- kconfig ------------------------------------------------------------------

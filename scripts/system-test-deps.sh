@@ -7,6 +7,8 @@
 # APT (board/qemu/fetch-debs.sh) checks Debian's signatures.
 # Installs them when run as root, otherwise stops with the list of what is missing.
 set -eu
+# shellcheck source=/dev/null # scripts/lib/debian-packages.sh, checked on its own
+. "$(dirname "$0")/lib/debian-packages.sh"
 
 missing=""
 need() { # need COMMAND PACKAGE
@@ -32,19 +34,5 @@ need flock util-linux
 nc -h 2>&1 | grep -qE '^[[:space:]]+-N[[:space:]]' || missing="$missing netcat-openbsd"
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing="$missing debian-archive-keyring"
 
-[ -z "$missing" ] && exit 0
-# One package may be named by several commands.
-missing=$(echo "$missing" | tr ' ' '\n' | sort -u | tr '\n' ' ')
-
-if [ "$(id -u)" -ne 0 ]; then
-  echo "system-test: missing Debian packages: $missing" >&2
-  echo "system-test: install them with: sudo apt-get install --no-install-recommends $missing" >&2
-  exit 1
-fi
-echo "system-test: installing Debian packages: $missing" >&2
-export DEBIAN_FRONTEND=noninteractive
-# Other jobs on the same machine may hold the dpkg lock for a while: wait for it.
-apt="apt-get -o DPkg::Lock::Timeout=600"
-$apt update -qq
 # shellcheck disable=SC2086 # the list is meant to split into words
-$apt install -y -qq --no-install-recommends $missing >/dev/null
+install_missing system-test $missing
