@@ -48,7 +48,10 @@ t.test('a hung camera does not disturb a healthy one; stop kills the hung ffmpeg
 
   t.comment(`good: ${JSON.stringify(good)}`);
   t.comment(`hung: ${JSON.stringify(hung)}`);
-  t.ok(good!.capturesOk >= 4, `the healthy camera captured ${good!.capturesOk} times in ${RUN_MS} ms`);
+  // Not a count of captures per second (a loaded machine slows ffmpeg and skips ticks): every
+  // tick of the healthy camera either captured or was skipped behind its own running capture.
+  t.ok(good!.capturesOk >= 2, `the healthy camera captured ${good!.capturesOk} times in ${RUN_MS} ms`);
+  t.ok(good!.capturesOk + good!.skippedTicks >= good!.ticks - 1, 'every healthy tick captured or waited for its own capture');
   t.same(good!.failures, {}, 'and never failed');
   t.ok(hung!.failures.CAPTURE_TIMEOUT! >= 2, `the hung camera timed out ${hung!.failures.CAPTURE_TIMEOUT} times`);
   t.ok(hung!.skippedTicks >= 2, `its ticks during a running capture were skipped (${hung!.skippedTicks})`);
