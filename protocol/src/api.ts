@@ -88,3 +88,87 @@ export interface ErrorBody {
   error: string;
   message: string;
 }
+
+/** What the device says about itself in each heartbeat. */
+export const VERDICTS = ['nominal', 'self_healed', 'rolled_back', 'needs_human'] as const;
+export type Verdict = (typeof VERDICTS)[number];
+
+/** Why the device last started: read at agent start from what was recorded before it went down. */
+export const REBOOT_REASONS = ['first_boot', 'planned', 'watchdog', 'power_loss', 'crash', 'unknown'] as const;
+export type RebootReason = (typeof REBOOT_REASONS)[number];
+
+export const CLOCK_STATES = ['synced', 'unsynced', 'unknown'] as const;
+export type ClockState = (typeof CLOCK_STATES)[number];
+
+export const CAMERA_STATES = ['ok', 'failing', 'stopped'] as const;
+/** ok: a good capture within the expected time; failing: none; stopped: its worker is not running. */
+export type CameraState = (typeof CAMERA_STATES)[number];
+
+export interface CameraHealth {
+  /** The agent's camera key, as in uploads. */
+  camera: string;
+  name: string;
+  state: CameraState;
+  /** Epoch ms of the last good capture, if any since the agent started. */
+  lastCaptureAt: number | null;
+  capturesOk: number;
+  failures: number;
+  /** Code and message of the last failure ("CAPTURE_TIMEOUT: ..."). */
+  lastError: string | null;
+}
+
+export interface QueueHealth {
+  camera: string;
+  variant: Variant;
+  depth: number;
+  /** Age of the oldest queued capture, ms; null when empty. */
+  oldestAgeMs: number | null;
+}
+
+/** One step of the escalation ladder, as recorded on the device. */
+export interface EscalationStep {
+  /** Epoch ms. */
+  at: number;
+  /** 1 restart a part, 2 restart the agent, 3 reboot, 4 roll back, 5 needs a human. */
+  step: 1 | 2 | 3 | 4 | 5;
+  /** The failing part, if one part failed ("uploads:cam1"). */
+  part: string | null;
+  reason: string;
+}
+
+/** A failed behavioural check ("uploader cam1/original: no step for 412 s"). */
+export interface HealthProblem {
+  check: string;
+  part: string | null;
+  reason: string;
+}
+
+/** POST /v1/heartbeat — every 60 s. Not queued: when one cannot be sent, the next carries the latest state. */
+export interface HeartbeatRequest {
+  /** Epoch ms on the device's clock (see `clock`). */
+  sentAt: number;
+  agentVersion: string;
+  firmware: { version: string | null; slot: 'A' | 'B' | null; trial: boolean };
+  /** Seconds since the device booted, and since the agent started. */
+  uptimeS: number;
+  agentUptimeS: number;
+  lastReboot: { reason: RebootReason; detail: string | null };
+  verdict: Verdict;
+  /** Why the verdict is not nominal (what healed, what needs a technician). */
+  verdictReason: string | null;
+  problems: HealthProblem[];
+  /** The most recent escalation steps, newest last. */
+  escalation: EscalationStep[];
+  cameras: CameraHealth[];
+  queue: QueueHealth[];
+  deadLetters: number;
+  evictions: number;
+  disk: { totalBytes: number; freeBytes: number } | null;
+  memory: { rssBytes: number; heapUsedBytes: number };
+  clock: ClockState;
+  /** Recent log lines (JSON), only when the verdict is not nominal. */
+  logs: string[];
+}
+export interface HeartbeatResponse {
+  receivedAt: number;
+}
