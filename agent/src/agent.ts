@@ -4,7 +4,8 @@ import { paths, type AgentConfig } from './config.js';
 import { Bus } from './lib/bus.js';
 import type { Clock } from './lib/clock.js';
 import type { Logger } from './lib/logger.js';
-import { keepRunning, type Service } from './lib/service.js';
+import type { LogRing } from './lib/log-ring.js';
+import type { Service } from './lib/service.js';
 import { openDb, type Db } from './store/db.js';
 import { Counters } from './store/counters.js';
 import { Kv } from './store/kv.js';
@@ -16,9 +17,23 @@ import { DeviceAuth } from './auth/device-auth.js';
 import { deriveTokenKey, hardwareId, loadOrCreateSecret, readHardwareSerial, SERIAL_SOURCES } from './auth/device-identity.js';
 import { Uploader } from './upload/uploader.js';
 import { CameraWorker } from './capture/camera-worker.js';
+import { AgentTree } from './agent-tree.js';
+import { SupervisorGaveUpError } from './supervise/supervisor.js';
+import { HealthMonitor } from './health/health-monitor.js';
+import { Escalation } from './health/escalation.js';
+import { Heartbeat } from './health/heartbeat.js';
+import { LoopMonitor } from './health/loop-monitor.js';
+import { WatchdogFeeder } from './health/watchdog.js';
+import { RunState, type RunStart } from './health/run-state.js';
+import { readClockState, readDiskSpace, readFirmwareInfo, type FirmwareInfo } from './health/system-facts.js';
+import { AGENT_VERSION } from './version.js';
+
+/** Exit code of escalation step 2 (sysexits' EX_TEMPFAIL): init starts the agent again. */
+export const EXIT_RESTART = 75;
 
 export interface AgentParts {
   db: Db;
+  kv: Kv;
   queue: UploadQueue;
   counters: Counters;
   vault: TokenVault;
@@ -34,6 +49,7 @@ export async function openParts(config: AgentConfig): Promise<AgentParts> {
   const kv = new Kv(db);
   return {
     db,
+    kv,
     queue: new UploadQueue(db),
     counters: new Counters(db),
     vault: new TokenVault(kv, deriveTokenKey(serial, secret)),
@@ -41,9 +57,25 @@ export async function openParts(config: AgentConfig): Promise<AgentParts> {
   };
 }
 
+export interface AgentExtras {
+  /** Recent log lines for the heartbeat (the logger writes into it). */
+  ring?: LogRing;
+  /** Tests wrap an uploader to inject a fault (agent-tree.ts). */
+  uploaderService?: (u: Uploader) => Service;
+  /** Ends the process when a restart's graceful stop misses its deadline (default process.exit). */
+  exit?: (code: number) => void;
+}
+
+export interface AgentExit {
+  /** 0 after a requested stop; EXIT_RESTART when the agent asks init to start it again. */
+  code: number;
+  reason: string | null;
+}
+
 /**
  * The running agent: wiring only. Capture and upload never meet except through the outbox
- * (spool + queue); every long-running part is a service kept running until the stop signal.
+ * (spool + queue); every long-running part runs in the supervision tree (agent-tree.ts), and
+ * the HealthMonitor climbs the escalation ladder when a part or the process is unwell.
  */
 export class Agent {
   readonly bus = new Bus();
@@ -52,12 +84,26 @@ export class Agent {
   readonly outbox: Outbox;
   readonly workers: CameraWorker[];
   readonly uploaders: Uploader[] = [];
+  readonly runState: RunState;
+  readonly escalation: Escalation;
+  readonly loop = new LoopMonitor();
+  readonly watchdog: WatchdogFeeder | undefined;
+  health: HealthMonitor | undefined;
+  heartbeat: Heartbeat | undefined;
+  tree: AgentTree | undefined;
+  #firmware: FirmwareInfo = { version: null, slot: null, trial: false, builtAt: null };
+  #start: RunStart | undefined;
+  /** Set when the agent decided to exit (escalation step 2). */
+  #restart: string | null = null;
+  readonly #stop = new AbortController();
+  #restartDeadline: NodeJS.Timeout | undefined;
 
   constructor(
     readonly config: AgentConfig,
     readonly parts: AgentParts,
     readonly clock: Clock,
     readonly log: Logger,
+    readonly extras: AgentExtras = {},
   ) {
     const { queue, counters, vault } = parts;
     this.client = new CloudClient({
@@ -108,6 +154,35 @@ export class Agent {
           rtspTimeoutMs: config.rtspTimeoutMs,
         }),
     );
+    const sys = config.system;
+    this.runState = new RunState({
+      kv: parts.kv,
+      clock,
+      bootIdPath: sys.bootIdFile,
+      uptimePath: sys.uptimeFile,
+      watchdogBootstatusPath: sys.watchdogBootstatusFile,
+    });
+    if (config.watchdog.path !== '') {
+      this.watchdog = new WatchdogFeeder({
+        path: config.watchdog.path,
+        intervalMs: config.watchdog.intervalMs,
+        maxLagMs: config.watchdog.maxLagMs,
+        clock,
+        log: log.child({ part: 'watchdog' }),
+        loop: this.loop,
+        healthy: () => this.health?.okToFeed() ?? true,
+      });
+    }
+    this.escalation = new Escalation({
+      kv: parts.kv,
+      clock,
+      log: log.child({ part: 'escalation' }),
+      policy: config.health,
+      canReboot: () => this.watchdog !== undefined,
+      // The OTA layer (A/B slots) supplies this once it exists: until then no slot to go back to.
+      canRollBack: () => false,
+      uptimeMs: () => this.runState.uptimeS() * 1000,
+    });
   }
 
   /** One uploader per (camera, variant); cameras removed from the config still drain their backlog. */
@@ -139,19 +214,122 @@ export class Agent {
     }
   }
 
-  /** Runs until `signal` aborts, then resolves once every part has stopped. */
-  async run(signal: AbortSignal): Promise<void> {
+  private buildTree(): AgentTree {
+    const { config, clock, log } = this;
+    const tree = new AgentTree(
+      { config, clock, log },
+      {
+        auth: this.auth,
+        workers: this.workers.map((worker, i) => {
+          const cam = config.cameras[i]!;
+          return {
+            worker,
+            name: cam.name ?? cam.id,
+            intervalMs: cam.intervalMs ?? config.captureIntervalMs,
+            captureTimeoutMs: cam.captureTimeoutMs ?? config.captureTimeoutMs,
+          };
+        }),
+        uploaders: this.uploaders,
+        ...(this.extras.uploaderService ? { uploaderService: this.extras.uploaderService } : {}),
+      },
+    );
+    const { queue, counters } = this.parts;
+    this.health = new HealthMonitor({
+      clock,
+      log: log.child({ part: 'health' }),
+      intervalMs: config.health.intervalMs,
+      limits: { ...config.health, maxUploadStepMs: 4 * config.requestTimeoutMs },
+      parts: tree,
+      queue: () => {
+        const now = clock.now();
+        return queue.depth().map((d) => ({ camera: d.camera, variant: d.variant, depth: d.count, oldestAgeMs: Math.max(0, now - d.oldestCapturedAt) }));
+      },
+      loop: this.loop,
+      disk: () => readDiskSpace(config.dataDir),
+      clockState: () => readClockState(config.system.clockStatusCommand, clock.now(), this.#firmware.builtAt),
+      escalation: this.escalation,
+      actions: {
+        restartPart: (path) => tree.restartPart(path),
+        restartAgent: (reason) => this.restartAgent(reason),
+        reboot: (reason) => this.reboot(reason),
+        rollBack: () => Promise.resolve(),
+      },
+    });
+    this.heartbeat = new Heartbeat({
+      client: this.client,
+      clock,
+      log: log.child({ part: 'heartbeat' }),
+      intervalMs: config.heartbeatIntervalMs,
+      sources: {
+        agentVersion: AGENT_VERSION,
+        firmware: () => this.#firmware,
+        lastReboot: () => this.#start?.lastReboot ?? { reason: 'unknown', detail: null },
+        uptimeS: () => this.runState.uptimeS(),
+        report: () => this.health?.latest() ?? null,
+        escalation: this.escalation,
+        counters: () => counters.all(),
+        deadLetters: () => queue.deadLetterCount(),
+        logs: (n) => this.extras.ring?.recent(n) ?? [],
+      },
+    });
+    tree.add('health', this.health);
+    tree.add('heartbeat', this.heartbeat);
+    if (this.watchdog) tree.add('watchdog', this.watchdog);
+    return tree;
+  }
+
+  /** Escalation step 2: stop everything and exit with EXIT_RESTART; init starts the agent again. */
+  restartAgent(reason: string): void {
+    if (this.#restart !== null) return;
+    this.#restart = reason;
+    this.runState.markRestart(reason);
+    this.log.error({ reason, exitCode: EXIT_RESTART }, 'restarting the agent');
+    // A part that ignores its stop signal must not keep a sick agent alive.
+    this.#restartDeadline = setTimeout(() => {
+      this.log.error({ deadlineMs: this.config.shutdownTimeoutMs }, 'stop for the restart missed its deadline; exiting');
+      (this.extras.exit ?? process.exit)(EXIT_RESTART);
+    }, this.config.shutdownTimeoutMs);
+    this.#restartDeadline.unref();
+    this.#stop.abort();
+  }
+
+  /** Escalation step 3: the watchdog is no longer fed and the board resets. */
+  private reboot(reason: string): void {
+    this.runState.markReboot(reason);
+    this.log.error({ reason }, 'rebooting the device: the watchdog is no longer fed');
+    this.watchdog?.stopForReboot(reason);
+  }
+
+  /** Runs until `signal` aborts (or the agent decides to restart), then stops every part. */
+  async run(signal: AbortSignal): Promise<AgentExit> {
+    this.#start = this.runState.begin();
+    this.#firmware = await readFirmwareInfo(this.config.system);
     const r = await this.outbox.reconcile();
     this.buildUploaders();
-    this.log.info({ ...r, cameras: this.workers.length }, 'agent started');
-    const services: [string, Service][] = [
-      ['auth', this.auth],
-      ...this.uploaders.map((u) => [`uploader:${u.camera}/${u.variant}`, u] as [string, Service]),
-      ...this.workers.map((w, i) => [`camera:${this.config.cameras[i]!.id}`, w] as [string, Service]),
-    ];
-    await Promise.all(services.map(([name, s]) => keepRunning(name, s, signal, this.clock, this.log)));
-    await this.client.close();
+    const tree = (this.tree = this.buildTree());
+    this.log.info(
+      { ...r, cameras: this.workers.length, lastReboot: this.#start.lastReboot, lastExit: this.#start.lastExit, firmware: this.#firmware, verdict: this.escalation.verdict() },
+      'agent started',
+    );
+    const stop = AbortSignal.any([signal, this.#stop.signal]);
+    this.loop.start();
+    try {
+      await tree.root.start(stop);
+    } catch (err) {
+      if (!(err instanceof SupervisorGaveUpError)) throw err;
+      // The root gave up: parts of the agent crash faster than they can be restarted.
+      const reason = `the agent's supervisor gave up: ${err.message}`;
+      this.escalation.recordAgentRestart(reason);
+      this.restartAgent(reason);
+    } finally {
+      clearTimeout(this.#restartDeadline);
+      this.loop.stop();
+      await this.client.close();
+    }
+    if (this.#restart !== null) return { code: EXIT_RESTART, reason: this.#restart };
+    this.runState.markPlannedStop();
     this.log.info('agent stopped');
+    return { code: 0, reason: null };
   }
 
   close(): void {

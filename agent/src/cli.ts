@@ -3,6 +3,8 @@ import { parseArgs } from 'node:util';
 import type { ClaimResponse } from '@vigil/protocol';
 import { loadConfig, ConfigError, type AgentConfig } from './config.js';
 import { Agent, openParts } from './agent.js';
+import { installCrashHandlers } from './health/run-state.js';
+import { LogRing } from './lib/log-ring.js';
 import { CloudClient } from './cloud/cloud-client.js';
 import { scaledClock, systemClock } from './lib/clock.js';
 import { createLogger } from './lib/logger.js';
@@ -46,17 +48,27 @@ async function main(): Promise<number> {
 }
 
 async function run(config: AgentConfig): Promise<number> {
-  const log = createLogger();
+  const ring = new LogRing();
+  const log = createLogger(undefined, ring);
   const clock = config.clockScale > 1 ? scaledClock(config.clockScale) : systemClock;
   const stop = new AbortController();
   // Installed first: a signal during start-up is a graceful stop too.
   const removeSignals = onStopSignals(stop, { log, deadlineMs: config.shutdownTimeoutMs });
   const parts = await openParts(config);
-  const agent = new Agent(config, parts, clock, log);
-  await agent.run(stop.signal);
+  const agent = new Agent(config, parts, clock, log, { ring });
+  const removeCrashHandlers = installCrashHandlers(agent.runState, log);
+  let exit;
+  try {
+    exit = await agent.run(stop.signal);
+  } catch (err) {
+    // A failure the tree did not catch (start-up): recorded like any crash, init restarts us.
+    agent.runState.markCrash(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+    throw err;
+  }
   agent.close();
+  removeCrashHandlers();
   removeSignals();
-  return 0;
+  return exit.code;
 }
 
 async function claim(config: AgentConfig, code: string): Promise<number> {

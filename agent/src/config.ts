@@ -7,6 +7,59 @@ import { z } from 'zod';
 // names the option.
 
 const ms = (def: number) => z.number().int().positive().default(def);
+const count = (def: number) => z.number().int().positive().default(def);
+
+/** Max restarts per period before a supervisor gives up (OTP's intensity/period). */
+const BudgetSchema = (maxRestarts: number, periodMs: number) =>
+  z.object({ maxRestarts: count(maxRestarts), periodMs: ms(periodMs) }).strict().prefault({});
+
+const SupervisionSchema = z
+  .object({
+    agent: BudgetSchema(10, 60_000),
+    camera: BudgetSchema(25, 60_000),
+    variants: BudgetSchema(50, 60_000),
+  })
+  .strict()
+  .prefault({});
+
+/** The HealthMonitor's checks and the escalation ladder (docs/agent.md, "Health and escalation"). */
+const HealthSchema = z
+  .object({
+    intervalMs: ms(60_000),
+    /** Event-loop lag above this in two checks in a row: restart the agent. */
+    maxLoopLagMs: ms(5_000),
+    /** Resident memory above this: restart the agent. */
+    maxRssBytes: z.number().int().positive().default(512 * 1024 ** 2),
+    /** Share of one core (0-1) the agent may burn over a check period while nothing progresses. */
+    maxIdleCpu: z.number().positive().max(4).default(0.8),
+    /** Free space on the data disk below this is reported. */
+    minFreeDiskBytes: z.number().int().nonnegative().default(256 * 1024 ** 2),
+    /** A camera with no good capture for this many of its intervals is failing. */
+    cameraFailingIntervals: count(3),
+    /** Escalation: restarts of one failed part, then of the agent, before the next step. */
+    partRestarts: count(3),
+    agentRestarts: count(3),
+    /** Reboots (with nothing better to try) before a technician is asked for. */
+    rebootsBeforeHuman: count(2),
+    /** Escalation counters reset after the agent has been healthy this long. */
+    healthyResetMs: ms(30 * 60_000),
+    /** Reboot loops are damped: the n-th reboot waits for min(first × 2^(n-1), max) of uptime. */
+    rebootDampFirstMs: ms(10 * 60_000),
+    rebootDampMaxMs: ms(4 * 3_600_000),
+  })
+  .strict()
+  .prefault({});
+
+const WatchdogSchema = z
+  .object({
+    /** The watchdog to feed: /dev/watchdog, or the firmware keeper's heartbeat file. Empty: none. */
+    path: z.string().default(''),
+    intervalMs: ms(5_000),
+    /** No feeding while the event loop runs this late. */
+    maxLagMs: ms(10_000),
+  })
+  .strict()
+  .prefault({});
 
 const CameraSchema = z.object({
   id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1-64 letters, digits, "-" or "_" (it names spool folders)'),
@@ -46,6 +99,24 @@ const ConfigSchema = z
     /** Drills only: run the agent's clock this many times faster than real time. */
     clockScale: z.number().min(1).default(1),
     cameras: z.array(CameraSchema).default([]),
+    supervision: SupervisionSchema,
+    health: HealthSchema,
+    watchdog: WatchdogSchema,
+    heartbeatIntervalMs: ms(60_000),
+    /** Where the device says what it is, which slot it booted and how it last went down. */
+    system: z
+      .object({
+        releaseFile: z.string().default('/etc/vigil/release'),
+        cmdlineFile: z.string().default('/proc/cmdline'),
+        trybootFile: z.string().default('/proc/device-tree/chosen/bootloader/tryboot'),
+        bootIdFile: z.string().default('/proc/sys/kernel/random/boot_id'),
+        uptimeFile: z.string().default('/proc/uptime'),
+        watchdogBootstatusFile: z.string().default('/sys/class/watchdog/watchdog0/bootstatus'),
+        /** Prints the NTP state ("Leap status : Normal" once synced); empty: unknown. */
+        clockStatusCommand: z.array(z.string()).default(['chronyc', '-n', 'tracking']),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -76,6 +147,11 @@ const ENV: Record<string, { key: keyof AgentConfig; type: 'string' | 'number' | 
   VIGIL_CLOCK_SCALE: { key: 'clockScale', type: 'number' },
   VIGIL_SERIAL_SOURCES: { key: 'serialSources', type: 'json' },
   VIGIL_CAMERAS: { key: 'cameras', type: 'json' },
+  VIGIL_SUPERVISION: { key: 'supervision', type: 'json' },
+  VIGIL_HEALTH: { key: 'health', type: 'json' },
+  VIGIL_WATCHDOG: { key: 'watchdog', type: 'json' },
+  VIGIL_HEARTBEAT_INTERVAL_MS: { key: 'heartbeatIntervalMs', type: 'number' },
+  VIGIL_SYSTEM: { key: 'system', type: 'json' },
 };
 
 export function loadConfig(opts: { file?: string | undefined; env?: NodeJS.ProcessEnv } = {}): AgentConfig {

@@ -52,6 +52,10 @@ export interface UploaderStatus {
   /** Monotonic time of the last acknowledged upload. */
   lastSuccessAt: number | null;
   lastError: string | null;
+  /** Liveness, for the health monitor (monotonic): the pass in progress began at... */
+  stepStartedAt: number | null;
+  /** ...or, between passes, the next one is due at. */
+  nextStepAt: number | null;
 }
 
 /**
@@ -60,7 +64,15 @@ export interface UploaderStatus {
  * compressed-first and the archival upload never delays the frame the vision model needs.
  */
 export class Uploader {
-  readonly status: UploaderStatus = { uploaded: 0, failures: 0, paused: false, lastSuccessAt: null, lastError: null };
+  readonly status: UploaderStatus = {
+    uploaded: 0,
+    failures: 0,
+    paused: false,
+    lastSuccessAt: null,
+    lastError: null,
+    stepStartedAt: null,
+    nextStepAt: null,
+  };
   readonly #waker: Waker;
   /** Consecutive tries that did not reach the cloud: the whole uploader backs off, not the row. */
   #unreachable = 0;
@@ -98,8 +110,17 @@ export class Uploader {
     bus.on('token:invalidated', onInvalid);
     bus.on('token:refreshed', onRefreshed);
     try {
-      while (!signal.aborted) await this.#waker.wait(await this.step(signal), signal);
+      while (!signal.aborted) {
+        this.status.stepStartedAt = this.o.clock.monotonic();
+        this.status.nextStepAt = null;
+        const wait = await this.step(signal);
+        this.status.stepStartedAt = null;
+        this.status.nextStepAt = this.o.clock.monotonic() + wait;
+        await this.#waker.wait(wait, signal);
+      }
     } finally {
+      this.status.stepStartedAt = null;
+      this.status.nextStepAt = null;
       bus.off('queue:enqueued', onEnqueued);
       bus.off('queue:drained', onDrained);
       bus.off('token:invalidated', onInvalid);
