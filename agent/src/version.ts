@@ -1,2 +1,2 @@
-/** The agent's version, sent in every heartbeat; test/version.test.ts keeps it equal to package.json's. */
+/** The agent's version, sent in every heartbeat; agent/test/version.test.ts keeps it equal to package.json's. */
 export const AGENT_VERSION = '0.1.0';
