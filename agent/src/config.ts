@@ -135,7 +135,8 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-const ENV: Record<string, { key: keyof AgentConfig; type: 'string' | 'number' | 'json' }> = {
+/** Environment overrides; a dotted key sets one field of a section ("watchdog.path"). */
+const ENV: Record<string, { key: keyof AgentConfig | `${keyof AgentConfig}.${string}`; type: 'string' | 'number' | 'json' }> = {
   VIGIL_CLOUD_URL: { key: 'cloudUrl', type: 'string' },
   VIGIL_DATA_DIR: { key: 'dataDir', type: 'string' },
   VIGIL_CLAIM_CODE: { key: 'claimCode', type: 'string' },
@@ -150,6 +151,7 @@ const ENV: Record<string, { key: keyof AgentConfig; type: 'string' | 'number' | 
   VIGIL_SUPERVISION: { key: 'supervision', type: 'json' },
   VIGIL_HEALTH: { key: 'health', type: 'json' },
   VIGIL_WATCHDOG: { key: 'watchdog', type: 'json' },
+  VIGIL_WATCHDOG_PATH: { key: 'watchdog.path', type: 'string' },
   VIGIL_HEARTBEAT_INTERVAL_MS: { key: 'heartbeatIntervalMs', type: 'number' },
   VIGIL_SYSTEM: { key: 'system', type: 'json' },
 };
@@ -169,14 +171,21 @@ export function loadConfig(opts: { file?: string | undefined; env?: NodeJS.Proce
   for (const [name, { key, type }] of Object.entries(ENV)) {
     const v = env[name];
     if (v === undefined || v === '') continue;
-    if (type === 'string') raw[key] = v;
-    else if (type === 'number') raw[key] = Number(v);
+    let value: unknown;
+    if (type === 'string') value = v;
+    else if (type === 'number') value = Number(v);
     else {
       try {
-        raw[key] = JSON.parse(v);
+        value = JSON.parse(v);
       } catch {
         throw new ConfigError(`${name}: not valid JSON`);
       }
+    }
+    const [section, field] = key.split('.') as [string, string | undefined];
+    if (field === undefined) raw[section] = value;
+    else {
+      const current = raw[section];
+      raw[section] = { ...(typeof current === 'object' && current !== null ? current : {}), [field]: value };
     }
   }
   return parseConfig(raw);

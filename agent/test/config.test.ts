@@ -39,3 +39,17 @@ t.test('environment overrides the file', async (t) => {
   writeFileSync(file, '{ nope');
   t.throws(() => loadConfig({ file, env: {} }), /config file .*agent\.json/);
 });
+
+t.test('health, supervision and watchdog: defaults, one field from the environment, bad values named', async (t) => {
+  const dir = t.testdir({});
+  const file = join(dir, 'agent.json');
+  writeFileSync(file, JSON.stringify({ cloudUrl: 'http://file:1', watchdog: { intervalMs: 2000 }, supervision: { camera: { maxRestarts: 5 } } }));
+  const c = loadConfig({ file, env: { VIGIL_WATCHDOG_PATH: '/run/vigil/heartbeat' } });
+  t.same(c.watchdog, { path: '/run/vigil/heartbeat', intervalMs: 2000, maxLagMs: 10_000 }, 'the env sets the path, the file the interval');
+  t.same(c.supervision, { agent: { maxRestarts: 10, periodMs: 60_000 }, camera: { maxRestarts: 5, periodMs: 60_000 }, variants: { maxRestarts: 50, periodMs: 60_000 } });
+  t.equal(c.health.intervalMs, 60_000);
+  t.equal(c.heartbeatIntervalMs, 60_000);
+  t.throws(() => parseConfig({ cloudUrl: 'http://x', supervision: { variants: { maxRestarts: 0 } } }), /supervision\.variants\.maxRestarts/);
+  t.throws(() => parseConfig({ cloudUrl: 'http://x', health: { intervalMs: -1 } }), /health\.intervalMs/);
+  t.throws(() => parseConfig({ cloudUrl: 'http://x', health: { typo: 1 } }), /health: Unrecognized key/);
+});
