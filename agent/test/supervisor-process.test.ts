@@ -38,7 +38,8 @@ function fork(t: Test, args: string[]): Fixture {
     for (const w of waiters) w();
   });
   createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+  // 'close', not 'exit': it comes after stdout has ended, so every log line has been read.
+  const exited = once(child, 'close').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
