@@ -92,10 +92,14 @@ export class AgentTree implements PartsView {
     return out;
   }
 
+  /** Failed nodes whose parent still runs: the topmost failure (its children stopped with it). */
   failedParts(): { path: string; reason: string }[] {
     const out: { path: string; reason: string }[] = [];
-    for (const [path, { status }] of this.nodes()) {
+    const nodes = this.nodes();
+    for (const [path, { status }] of nodes) {
       if (status.state !== 'failed') continue;
+      const cut = path.lastIndexOf('/');
+      if (cut >= 0 && !nodes.get(path.slice(0, cut))?.running) continue;
       const crash = status.lastCrash;
       out.push({ path, reason: `${path} gave up${crash ? `: ${crash.code}: ${crash.message}` : ''}` });
     }

@@ -55,6 +55,7 @@ t.test('an uploader that keeps crashing: captures still queue, the health check 
   });
 
   await waitFor(() => agent.tree?.failedParts().some((p) => p.path === UPLOADS) ?? false, 30_000, 'the upload supervisor to give up');
+  t.same(agent.tree!.failedParts().map((p) => p.path), [UPLOADS], 'the topmost failure is reported, not the uploaders stopped with it');
   t.ok(fault.crashes >= 4, `the uploaders crashed ${fault.crashes} times before their supervisor gave up (budget 3)`);
   const queuedAtGiveUp = parts.counters.get('captures_queued');
   await waitFor(() => parts.counters.get('captures_queued') >= queuedAtGiveUp + 2, 30_000, 'captures while the uploads are down');
