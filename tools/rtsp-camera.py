@@ -7,12 +7,16 @@ python usually lacks them).
     /usr/bin/python3 tools/rtsp-camera.py --port 0 --mount /cam1 --mount /cam2:smpte --size 1280x720
 
 Prints exactly one line `ready rtsp://ADDR:PORT` once the server listens (with --port 0 the
-kernel picks the port), then one line per signal handled (`stalled`, `resumed`).
+kernel picks the port), then one line per signal handled (`stalled`, `resumed`, `frozen`,
+`thawed`).
 
 Signals:
   SIGUSR1  stall: every mount stops sending frames but keeps its TCP sessions open (a hung
            camera); a client that connects while stalled hangs in the RTSP handshake.
   SIGUSR2  resume.
+  SIGHUP   freeze: every mount keeps sending frames, all of the same still picture (a stuck
+           encoder, a covered lens); the cloud should call the camera frozen.
+  SIGWINCH thaw: back to each mount's own pattern.
   SIGTERM / SIGINT  stop and exit 0.
 
 Authentication (from the environment, so a password never shows in `ps`):
@@ -34,6 +38,8 @@ gi.require_version('GstRtspServer', '1.0')
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 DEFAULT_PATTERN = 'ball'
+# What a frozen camera shows: a still picture (colour bars).
+FROZEN_PATTERN = 'smpte'
 
 
 def parse_args(argv):
@@ -73,13 +79,14 @@ def parse_args(argv):
 def pipeline(args, pattern):
     # x264 with zerolatency and a short GOP: a client that joins mid-stream waits at most
     # half a second for a keyframe. config-interval=1 repeats SPS/PPS with every keyframe.
-    # The valve ("gate") is how SIGUSR1 stalls the camera without closing any socket.
+    # The valve ("gate") is how SIGUSR1 stalls the camera without closing any socket; the
+    # source ("src") is how SIGHUP freezes the picture.
     # animation-mode=wall-time: the media is rebuilt for each new client once the last one
     # left, and with the default (frame count) every fresh pipeline would start with the
     # ball in the same place; a real camera's picture moves on between captures.
     kim = args.keyframe_interval or max(1, args.fps // 2)
     return (
-        f'( videotestsrc is-live=true pattern={pattern} animation-mode=wall-time '
+        f'( videotestsrc name=src is-live=true pattern={pattern} animation-mode=wall-time '
         f'! video/x-raw,width={args.width},height={args.height},framerate={args.fps}/1 '
         f'! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={kim} '
         f'! video/x-h264,profile=constrained-baseline '
@@ -91,7 +98,10 @@ def pipeline(args, pattern):
 class Camera:
     def __init__(self, args):
         self.stalled = args.start_stalled
+        self.frozen = False
         self.gates = set()
+        # videotestsrc element -> its mount's own pattern
+        self.sources = {}
         self.server = GstRtspServer.RTSPServer()
         self.server.set_address(args.bind)
         self.server.set_service(str(args.port))
@@ -109,7 +119,7 @@ class Camera:
             factory = GstRtspServer.RTSPMediaFactory()
             factory.set_launch(launch)
             factory.set_shared(True)
-            factory.connect('media-configure', self._on_media)
+            factory.connect('media-configure', self._on_media, pattern)
             if user:
                 factory.add_role_from_structure(Gst.Structure.new_from_string(
                     f'{user}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true'))
@@ -129,19 +139,34 @@ class Camera:
             auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
         self.server.set_auth(auth)
 
-    def _on_media(self, _factory, media):
-        gate = media.get_element().get_by_name('gate')
-        if gate is None:
+    def _on_media(self, _factory, media, pattern):
+        element = media.get_element()
+        gate = element.get_by_name('gate')
+        src = element.get_by_name('src')
+        if gate is None or src is None:
             return
         gate.set_property('drop', self.stalled)
+        src.set_property('pattern', FROZEN_PATTERN if self.frozen else pattern)
         self.gates.add(gate)
-        media.connect('unprepared', lambda _m: self.gates.discard(gate))
+        self.sources[src] = pattern
+
+        def forget(_m):
+            self.gates.discard(gate)
+            self.sources.pop(src, None)
+        media.connect('unprepared', forget)
 
     def set_stalled(self, stalled):
         self.stalled = stalled
         for gate in self.gates:
             gate.set_property('drop', stalled)
         print('stalled' if stalled else 'resumed', flush=True)
+        return GLib.SOURCE_CONTINUE
+
+    def set_frozen(self, frozen):
+        self.frozen = frozen
+        for src, pattern in self.sources.items():
+            src.set_property('pattern', FROZEN_PATTERN if frozen else pattern)
+        print('frozen' if frozen else 'thawed', flush=True)
         return GLib.SOURCE_CONTINUE
 
 
@@ -159,6 +184,8 @@ def main(argv):
 
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGUSR1, lambda: cam.set_stalled(True))
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGUSR2, lambda: cam.set_stalled(False))
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGHUP, lambda: cam.set_frozen(True))
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGWINCH, lambda: cam.set_frozen(False))
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, stop)
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGINT, stop)
     print(f'ready rtsp://{args.bind}:{cam.server.get_bound_port()}', flush=True)

@@ -33,6 +33,9 @@ export interface RtspCamera {
   /** Stop sending frames, keep TCP open; resolves when the server confirms. */
   stall(): Promise<void>;
   resume(): Promise<void>;
+  /** Keep sending frames, all of one still picture; resolves when the server confirms. */
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
   /** SIGTERM, then SIGKILL after a grace period; resolves when the process is gone. */
   stop(): Promise<void>;
 }
@@ -125,6 +128,8 @@ export async function startRtspCamera(t: Teardown, opts: RtspCameraOptions = {})
     url: (mount = mountPath(mounts[0]!)) => `${base}${mount}`,
     stall: () => signalAndWait('SIGUSR1', 'stalled'),
     resume: () => signalAndWait('SIGUSR2', 'resumed'),
+    freeze: () => signalAndWait('SIGHUP', 'frozen'),
+    thaw: () => signalAndWait('SIGWINCH', 'thawed'),
     stop,
   };
 }
