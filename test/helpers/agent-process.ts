@@ -53,7 +53,8 @@ export function startAgentProcess(t: Teardown, configFile: string, env: NodeJS.P
   });
   const stderr: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (l) => stderr.push(l));
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+  // 'close', not 'exit': by then every line the agent wrote has been read.
+  const exited = once(child, 'close').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
   const killOnExit = (): void => void child.kill('SIGKILL');
   process.on('exit', killOnExit);
   t.teardown(async () => {
