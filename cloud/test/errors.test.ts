@@ -17,6 +17,7 @@ const TABLE: [string, number][] = [
   ['CAMERA_NOT_FOUND', 404],
   ['FRAME_NOT_FOUND', 404],
   ['DEVICE_NOT_FOUND', 404],
+  ['ALERT_NOT_FOUND', 404],
   ['OBJECT_MISSING', 409],
   ['CLAIM_CODE_USED', 410],
   ['CLAIM_CODE_EXPIRED', 410],

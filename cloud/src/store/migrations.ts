@@ -70,4 +70,82 @@ export const MIGRATIONS: readonly string[] = [
      frame_id     TEXT    REFERENCES frames (id)
    );
    CREATE INDEX uploads_frame_identity ON uploads (device_id, camera_id, captured_at, variant);`,
+  // 2: fleet watch (issue 4). device_health holds each device's latest heartbeat in full;
+  // heartbeats keeps a short, pruned history of queue depths per variant; camera_watch is what
+  // the watch knows per camera without scanning frames. Alert kinds are not constrained here:
+  // scene events will add their own. At most one open alert per (kind, device, camera).
+  `CREATE TABLE device_health (
+     device_id        TEXT    PRIMARY KEY REFERENCES devices (id),
+     received_at      INTEGER NOT NULL,
+     sent_at          INTEGER NOT NULL,
+     verdict          TEXT    NOT NULL,
+     verdict_reason   TEXT,
+     agent_version    TEXT    NOT NULL,
+     firmware_version TEXT,
+     firmware_slot    TEXT,
+     queue_depth      INTEGER NOT NULL,
+     oldest_queued_ms INTEGER,
+     cameras_total    INTEGER NOT NULL,
+     cameras_ok       INTEGER NOT NULL,
+     cameras_failing  INTEGER NOT NULL,
+     cameras_stopped  INTEGER NOT NULL,
+     report           TEXT    NOT NULL
+   );
+   CREATE TABLE heartbeats (
+     id                   INTEGER PRIMARY KEY,
+     device_id            TEXT    NOT NULL REFERENCES devices (id),
+     received_at          INTEGER NOT NULL,
+     verdict              TEXT    NOT NULL,
+     compressed_depth     INTEGER NOT NULL,
+     original_depth       INTEGER NOT NULL,
+     compressed_oldest_ms INTEGER,
+     original_oldest_ms   INTEGER
+   );
+   CREATE INDEX heartbeats_device ON heartbeats (device_id, id);
+   CREATE TABLE camera_watch (
+     camera_id               TEXT    PRIMARY KEY REFERENCES cameras (id),
+     device_id               TEXT    NOT NULL REFERENCES devices (id),
+     reported_state          TEXT,
+     reported_name           TEXT,
+     reported_error          TEXT,
+     reported_capture_at     INTEGER,
+     reported_failures       INTEGER,
+     last_frame_at           INTEGER,
+     frozen_ref_dhash        TEXT,
+     frozen_count            INTEGER NOT NULL DEFAULT 0,
+     frozen_last_captured_at INTEGER
+   );
+   CREATE INDEX camera_watch_device ON camera_watch (device_id);
+   CREATE TABLE alerts (
+     id         TEXT    PRIMARY KEY,
+     kind       TEXT    NOT NULL,
+     device_id  TEXT    NOT NULL REFERENCES devices (id),
+     camera_id  TEXT    REFERENCES cameras (id),
+     state      TEXT    NOT NULL CHECK (state IN ('open', 'closed')),
+     opened_at  INTEGER NOT NULL,
+     closed_at  INTEGER,
+     title      TEXT    NOT NULL,
+     detail     TEXT    NOT NULL,
+     diagnosis  TEXT,
+     resolution TEXT
+   );
+   CREATE UNIQUE INDEX alerts_one_open ON alerts (kind, device_id, coalesce(camera_id, '')) WHERE state = 'open';
+   CREATE INDEX alerts_device ON alerts (device_id, state);
+   CREATE INDEX alerts_opened ON alerts (opened_at);
+   CREATE TABLE notifications (
+     id              TEXT    PRIMARY KEY,
+     alert_id        TEXT    NOT NULL REFERENCES alerts (id),
+     event           TEXT    NOT NULL,
+     target          TEXT    NOT NULL,
+     payload         TEXT    NOT NULL,
+     state           TEXT    NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+     attempts        INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at INTEGER NOT NULL,
+     last_error      TEXT,
+     created_at      INTEGER NOT NULL,
+     delivered_at    INTEGER,
+     failed_at       INTEGER
+   );
+   CREATE INDEX notifications_due ON notifications (next_attempt_at) WHERE state = 'pending';
+   CREATE INDEX notifications_alert ON notifications (alert_id);`,
 ];

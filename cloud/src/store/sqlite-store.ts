@@ -1,8 +1,12 @@
 import Database from 'better-sqlite3';
-import type { Variant } from '@vigil/protocol';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { AlertStore } from './alert-types.js';
+import type { FleetStore } from './fleet-types.js';
 import { MIGRATIONS } from './migrations.js';
+import { SqliteAlertStore } from './sqlite-alert-store.js';
+import { SqliteFleetStore } from './sqlite-fleet-store.js';
+import { DEVICE_COLUMNS, toCamera, toDevice, toFrame, toSite, toUpload, type Row } from './sqlite-rows.js';
 import type {
   CameraRecord,
   CameraWithStats,
@@ -21,7 +25,6 @@ import type {
 /** last_seen_at is written at most this often per device, not on every request. */
 export const LAST_SEEN_RESOLUTION_MS = 60_000;
 
-type Row = Record<string, unknown>;
 type Db = Database.Database;
 
 /**
@@ -37,6 +40,8 @@ type Db = Database.Database;
 export class SqliteStore implements CloudStore {
   readonly #db: Db;
   readonly #s;
+  readonly fleet: FleetStore;
+  readonly alerts: AlertStore;
 
   constructor(path: string) {
     mkdirSync(dirname(path), { recursive: true });
@@ -47,6 +52,8 @@ export class SqliteStore implements CloudStore {
     this.#db.pragma('busy_timeout = 5000');
     migrate(this.#db);
     this.#s = prepare(this.#db);
+    this.fleet = new SqliteFleetStore(this.#db);
+    this.alerts = new SqliteAlertStore(this.#db);
   }
 
   async createClaimCode(i: { siteName: string; newSiteId: string; codeHash: string; expiresAt: number; now: number }): Promise<SiteRecord> {
@@ -199,7 +206,6 @@ function migrate(db: Db): void {
   }).immediate();
 }
 
-const DEVICE_COLUMNS = 'd.*, s.name AS site';
 const FRAME_COLUMNS = 'id, device_id, camera_id, captured_at, variant, bytes, sha256, dhash, object_key, received_at';
 
 /** Every statement, prepared once when the store opens. */
@@ -257,65 +263,5 @@ function prepare(db: Db) {
        AND sha256 = ? AND bytes = ? AND completed_at IS NULL ORDER BY created_at DESC LIMIT 1`,
     ),
     markUploadCompleted: p('UPDATE uploads SET completed_at = ?, frame_id = ? WHERE id = ?'),
-  };
-}
-
-function toSite(r: Row): SiteRecord {
-  return { id: r.id as string, name: r.name as string, createdAt: r.created_at as number };
-}
-
-function toDevice(r: Row): DeviceRecord {
-  return {
-    id: r.id as string,
-    siteId: r.site_id as string,
-    site: r.site as string,
-    hardwareId: r.hardware_id as string,
-    name: r.name as string,
-    createdAt: r.created_at as number,
-    claimedAt: r.claimed_at as number,
-    lastSeenAt: (r.last_seen_at as number | null) ?? null,
-    revokedAt: (r.revoked_at as number | null) ?? null,
-  };
-}
-
-function toCamera(r: Row): CameraRecord {
-  return {
-    id: r.id as string,
-    deviceId: r.device_id as string,
-    key: r.key as string,
-    name: (r.name as string | null) ?? null,
-    createdAt: r.created_at as number,
-  };
-}
-
-function toFrame(r: Row): FrameRecord {
-  return {
-    id: r.id as string,
-    deviceId: r.device_id as string,
-    cameraId: r.camera_id as string,
-    capturedAt: r.captured_at as number,
-    variant: r.variant as Variant,
-    bytes: r.bytes as number,
-    sha256: r.sha256 as string,
-    dhash: r.dhash as string,
-    objectKey: r.object_key as string,
-    receivedAt: r.received_at as number,
-  };
-}
-
-function toUpload(r: Row): UploadRecord {
-  return {
-    id: r.id as string,
-    deviceId: r.device_id as string,
-    cameraId: r.camera_id as string,
-    capturedAt: r.captured_at as number,
-    variant: r.variant as Variant,
-    bytes: r.bytes as number,
-    sha256: r.sha256 as string,
-    dhash: r.dhash as string,
-    objectKey: r.object_key as string,
-    createdAt: r.created_at as number,
-    completedAt: (r.completed_at as number | null) ?? null,
-    frameId: (r.frame_id as string | null) ?? null,
   };
 }

@@ -1,4 +1,6 @@
 import type { Variant } from '@vigil/protocol';
+import type { AlertStore } from './alert-types.js';
+import type { FleetStore } from './fleet-types.js';
 
 // The cloud's persistence, as async methods so a PostgreSQL implementation can replace the
 // embedded SQLite one without touching the routes. Times are Unix epoch milliseconds.
@@ -92,6 +94,11 @@ export interface ListFramesOptions {
 }
 
 export interface CloudStore {
+  /** Heartbeats, queue history and per-camera watch state (fleet-types.ts). */
+  readonly fleet: FleetStore;
+  /** Alerts and their notifications (alert-types.ts). */
+  readonly alerts: AlertStore;
+
   /** Finds the site by name or creates it, and records a claim code (by hash) for it. */
   createClaimCode(input: { siteName: string; newSiteId: string; codeHash: string; expiresAt: number; now: number }): Promise<SiteRecord>;
   /**

@@ -1,0 +1,184 @@
+import type Database from 'better-sqlite3';
+import type {
+  AlertFilter,
+  AlertRecord,
+  AlertState,
+  AlertStore,
+  DeliveryOutcome,
+  NewAlert,
+  NotificationDraft,
+  NotificationEvent,
+  NotificationRecord,
+  NotificationState,
+  Notify,
+} from './alert-types.js';
+import type { Row } from './sqlite-rows.js';
+
+/** Alerts and notifications in the embedded SQLite file (opened and migrated by SqliteStore). */
+export class SqliteAlertStore implements AlertStore {
+  readonly #db: Database.Database;
+  readonly #s;
+
+  constructor(db: Database.Database) {
+    this.#db = db;
+    this.#s = prepare(db);
+  }
+
+  async openAlert(a: NewAlert, notify: Notify, now: number): Promise<{ alert: AlertRecord; created: boolean }> {
+    const s = this.#s;
+    return this.#db
+      .transaction(() => {
+        // The partial unique index keeps one open alert per (kind, device, camera), even
+        // across processes; losing that race just means the other one is the alert.
+        const inserted = s.insertAlert.run({ ...a, detail: JSON.stringify(a.detail) }).changes === 1;
+        if (!inserted) {
+          const open = s.openAlertFor.get(a.kind, a.deviceId, a.cameraId ?? '') as Row;
+          return { alert: toAlert(open), created: false };
+        }
+        const alert = toAlert(s.alert.get(a.id) as Row);
+        this.#enqueue(alert, notify(alert), now);
+        return { alert, created: true };
+      })
+      .immediate();
+  }
+
+  async closeAlert(id: string, closedAt: number, resolution: string, notify: Notify): Promise<AlertRecord | null> {
+    const s = this.#s;
+    return this.#db
+      .transaction(() => {
+        if (s.closeAlert.run(closedAt, resolution, id).changes !== 1) return null;
+        const alert = toAlert(s.alert.get(id) as Row);
+        this.#enqueue(alert, notify(alert), closedAt);
+        return alert;
+      })
+      .immediate();
+  }
+
+  async setDiagnosis(id: string, diagnosis: string, notify: Notify, now: number): Promise<AlertRecord | null> {
+    const s = this.#s;
+    return this.#db
+      .transaction(() => {
+        if (s.setDiagnosis.run(diagnosis, id).changes !== 1) return null;
+        const alert = toAlert(s.alert.get(id) as Row);
+        this.#enqueue(alert, notify(alert), now);
+        return alert;
+      })
+      .immediate();
+  }
+
+  async getAlert(id: string): Promise<AlertRecord | null> {
+    const row = this.#s.alert.get(id) as Row | undefined;
+    return row ? toAlert(row) : null;
+  }
+
+  async listAlerts(f: AlertFilter): Promise<AlertRecord[]> {
+    const rows = this.#s.alerts.all({ state: f.state ?? null, deviceId: f.deviceId ?? null, kind: f.kind ?? null, limit: f.limit }) as Row[];
+    return rows.map(toAlert);
+  }
+
+  async openAlerts(deviceId?: string): Promise<AlertRecord[]> {
+    return (this.#s.openAlerts.all({ deviceId: deviceId ?? null }) as Row[]).map(toAlert);
+  }
+
+  async notificationsFor(alertId: string): Promise<NotificationRecord[]> {
+    return (this.#s.notificationsFor.all(alertId) as Row[]).map(toNotification);
+  }
+
+  async claimDueNotifications(now: number, limit: number, leaseUntil: number): Promise<NotificationRecord[]> {
+    const rows = this.#db.transaction(() => this.#s.claimDue.all({ now, limit, leaseUntil }) as Row[]).immediate();
+    // RETURNING gives no order; deliver oldest first.
+    return rows.map(toNotification).sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+  }
+
+  async nextNotificationAt(): Promise<number | null> {
+    const row = this.#s.nextDue.get() as Row;
+    return (row.at as number | null) ?? null;
+  }
+
+  async recordDelivery(id: string, o: DeliveryOutcome): Promise<void> {
+    const s = this.#s;
+    if (o.state === 'delivered') s.markDelivered.run(o.at, id);
+    else if (o.state === 'pending') s.markRetry.run(o.nextAttemptAt, o.error, id);
+    else s.markFailed.run(o.at, o.error, id);
+  }
+
+  #enqueue(alert: AlertRecord, drafts: NotificationDraft[], now: number): void {
+    for (const d of drafts) this.#s.insertNotification.run(d.id, alert.id, d.event, d.target, d.payload, now, now);
+  }
+}
+
+function toAlert(r: Row): AlertRecord {
+  return {
+    id: r.id as string,
+    kind: r.kind as string,
+    deviceId: r.device_id as string,
+    deviceName: r.device_name as string,
+    site: r.site as string,
+    cameraId: (r.camera_id as string | null) ?? null,
+    cameraKey: (r.camera_key as string | null) ?? null,
+    cameraName: (r.camera_name as string | null) ?? null,
+    state: r.state as AlertState,
+    openedAt: r.opened_at as number,
+    closedAt: (r.closed_at as number | null) ?? null,
+    title: r.title as string,
+    detail: JSON.parse(r.detail as string) as Record<string, unknown>,
+    diagnosis: (r.diagnosis as string | null) ?? null,
+    resolution: (r.resolution as string | null) ?? null,
+  };
+}
+
+function toNotification(r: Row): NotificationRecord {
+  return {
+    id: r.id as string,
+    alertId: r.alert_id as string,
+    event: r.event as NotificationEvent,
+    target: r.target as string,
+    payload: r.payload as string,
+    state: r.state as NotificationState,
+    attempts: r.attempts as number,
+    nextAttemptAt: r.next_attempt_at as number,
+    lastError: (r.last_error as string | null) ?? null,
+    createdAt: r.created_at as number,
+    deliveredAt: (r.delivered_at as number | null) ?? null,
+    failedAt: (r.failed_at as number | null) ?? null,
+  };
+}
+
+// Names come from the device and camera tables, and the camera's reported name when it has
+// none of its own, so people read "front door", not an id.
+const ALERT_SELECT = `SELECT a.*, d.name AS device_name, s.name AS site, c.key AS camera_key, coalesce(c.name, w.reported_name) AS camera_name
+  FROM alerts a JOIN devices d ON d.id = a.device_id JOIN sites s ON s.id = d.site_id
+  LEFT JOIN cameras c ON c.id = a.camera_id LEFT JOIN camera_watch w ON w.camera_id = a.camera_id`;
+
+function prepare(db: Database.Database) {
+  const p = (sql: string) => db.prepare(sql);
+  return {
+    insertAlert: p(
+      `INSERT INTO alerts (id, kind, device_id, camera_id, state, opened_at, title, detail)
+       VALUES (:id, :kind, :deviceId, :cameraId, 'open', :openedAt, :title, :detail) ON CONFLICT DO NOTHING`,
+    ),
+    alert: p(`${ALERT_SELECT} WHERE a.id = ?`),
+    openAlertFor: p(`${ALERT_SELECT} WHERE a.state = 'open' AND a.kind = ? AND a.device_id = ? AND coalesce(a.camera_id, '') = ?`),
+    closeAlert: p(`UPDATE alerts SET state = 'closed', closed_at = ?, resolution = ? WHERE id = ? AND state = 'open'`),
+    setDiagnosis: p('UPDATE alerts SET diagnosis = ? WHERE id = ?'),
+    alerts: p(
+      `${ALERT_SELECT} WHERE (:state IS NULL OR a.state = :state) AND (:deviceId IS NULL OR a.device_id = :deviceId)
+       AND (:kind IS NULL OR a.kind = :kind) ORDER BY a.state = 'open' DESC, a.opened_at DESC, a.id LIMIT :limit`,
+    ),
+    openAlerts: p(`${ALERT_SELECT} WHERE a.state = 'open' AND (:deviceId IS NULL OR a.device_id = :deviceId) ORDER BY a.opened_at`),
+    insertNotification: p(
+      `INSERT INTO notifications (id, alert_id, event, target, payload, state, next_attempt_at, created_at)
+       VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)`,
+    ),
+    notificationsFor: p('SELECT * FROM notifications WHERE alert_id = ? ORDER BY created_at, id'),
+    claimDue: p(
+      `UPDATE notifications SET next_attempt_at = :leaseUntil WHERE id IN
+         (SELECT id FROM notifications WHERE state = 'pending' AND next_attempt_at <= :now ORDER BY next_attempt_at, created_at LIMIT :limit)
+       RETURNING *`,
+    ),
+    nextDue: p(`SELECT min(next_attempt_at) AS at FROM notifications WHERE state = 'pending'`),
+    markDelivered: p(`UPDATE notifications SET state = 'delivered', delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?`),
+    markRetry: p(`UPDATE notifications SET next_attempt_at = ?, last_error = ?, attempts = attempts + 1 WHERE id = ? AND state = 'pending'`),
+    markFailed: p(`UPDATE notifications SET state = 'failed', failed_at = ?, last_error = ?, attempts = attempts + 1 WHERE id = ?`),
+  };
+}
