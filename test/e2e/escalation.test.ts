@@ -6,7 +6,7 @@ import t from 'tap';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestCloud } from '../helpers/cloud.js';
-import { startAgentProcess, writeAgentConfig, type AgentLogLine } from '../helpers/agent-process.js';
+import { startAgentProcess, startedFields, writeAgentConfig, type AgentLogLine } from '../helpers/agent-process.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -38,9 +38,9 @@ t.test('restart, restart, reboot: counted across processes, reported after the b
   }
 
   const third = startAgentProcess(t, sick);
-  const start = await third.waitForLog((l) => l.msg === 'agent started');
-  t.equal(start.lastExit.reason, 'restart', 'the agent knows it was restarted by its own escalation');
-  t.match(start.lastExit.detail, /over its 1 MB limit \(restart 2 of 2\)/);
+  const start = startedFields(await third.waitForLog((l) => l.msg === 'agent started'));
+  t.equal(start.lastExit?.reason, 'restart', 'the agent knows it was restarted by its own escalation');
+  t.match(start.lastExit?.detail, /over its 1 MB limit \(restart 2 of 2\)/);
   const reboot = await third.waitForLog(isStep(3), 30_000);
   t.match(reboot.reason, /over its 1 MB limit \(reboot 1\)/, 'two restarts did not help: reboot');
   await waitFor(() => readFileSync(watchdog, 'utf8').startsWith('reset'), 5_000, 'the stand-in to be told to reset');
@@ -55,7 +55,7 @@ t.test('restart, restart, reboot: counted across processes, reported after the b
   writeFileSync(bootId, 'boot-2\n');
   const healthy = writeAgentConfig(dataDir, { ...base, health: { intervalMs: 300, healthyResetMs: 1_500 } });
   const after = startAgentProcess(t, healthy);
-  const started = await after.waitForLog((l) => l.msg === 'agent started');
+  const started = startedFields(await after.waitForLog((l) => l.msg === 'agent started'));
   t.same(started.lastReboot.reason, 'watchdog', 'the boot after the reset is reported as a watchdog reboot');
   t.match(started.lastReboot.detail, /over its 1 MB limit/, 'with the reason the agent gave');
   t.equal(started.verdict.verdict, 'self_healed', 'the ledger survived the reboot');
@@ -65,8 +65,8 @@ t.test('restart, restart, reboot: counted across processes, reported after the b
   t.equal(readFileSync(watchdog, 'utf8').trim(), 'stopped', 'the planned stop disarms the keeper');
 
   const last = startAgentProcess(t, healthy);
-  const final = await last.waitForLog((l) => l.msg === 'agent started');
+  const final = startedFields(await last.waitForLog((l) => l.msg === 'agent started'));
   t.same(final.verdict, { verdict: 'nominal', reason: null }, 'cleared on disk after the healthy period');
-  t.equal(final.lastExit.reason, 'planned');
+  t.equal(final.lastExit?.reason, 'planned');
   t.same((await last.stop()).code, 0);
 });

@@ -16,6 +16,17 @@ export interface AgentLogLine {
   [k: string]: unknown;
 }
 
+/** What the agent's "agent started" log line carries (agent.ts, Agent.run). */
+export interface AgentStartedFields {
+  lastReboot: { reason: string; detail: string | null };
+  lastExit: { reason: string; detail: string | null; at: number } | null;
+  firmware: { version: string | null; slot: 'A' | 'B' | null; trial: boolean };
+  verdict: { verdict: string; reason: string | null };
+}
+
+/** The "agent started" fields of a log line (typed view; the line is JSON). */
+export const startedFields = (l: object): AgentStartedFields => l as AgentStartedFields;
+
 export interface AgentProcess {
   child: ChildProcess;
   logs: AgentLogLine[];

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { CameraSummary } from '@vigil/protocol';
 import { startTestCloud } from '../helpers/cloud.js';
 import { startRtspCamera } from '../helpers/rtsp-camera.js';
+import { startedFields } from '../helpers/agent-process.js';
 import { waitFor } from '../helpers/wait.js';
 import { agentDbSnapshot, cloudKeys } from '../helpers/frames.js';
 import {
@@ -54,6 +55,17 @@ t.test('QEMU: boot, read-only root, /data, the agent under init, capture and upl
   // The agent, started by init, claims itself, captures and uploads
   const started = await guest.waitForAgentLog((l) => l.msg === 'agent started');
   t.comment(`agent started ${(started.at / 1000).toFixed(1)} s after power-on`);
+  t.same(startedFields(started).lastReboot, { reason: 'first_boot', detail: null }, 'a fresh card: the first boot');
+  t.equal(startedFields(started).firmware.slot, 'A', 'the agent reads its slot from the kernel command line');
+  t.match(startedFields(started).firmware.version, /\S/, 'and the firmware version from /etc/vigil/release');
+  // The agent feeds the watchdog keeper through its heartbeat file (docs/firmware.md)
+  await waitFor(async () => {
+    // +1: not the answer to the previous try
+    const sent = guest.lines.at(-1)!.at + 1;
+    await guest.send('run cat /run/vigil/heartbeat');
+    return /^SYSTEST_OUT ok \d+$/.test((await guest.waitForLine(/^SYSTEST_OUT /, 30_000, sent)).text);
+  }, BOOT_TIMEOUT_MS, 'the agent to feed the keeper', 1000);
+  t.pass('the agent writes the keeper\'s heartbeat file');
   // The agent is init's own child (the wrapper exec'd it), running the packaged executable
   const asked = guest.lines.at(-1)!.at;
   await guest.send(`run p=$(cat /var/run/vigil-agent.pid); echo "ppid=$(awk '$1 == "PPid:" { print $2 }' /proc/$p/status) exe=$(readlink /proc/$p/exe)"`);
@@ -76,6 +88,8 @@ t.test('QEMU: boot, read-only root, /data, the agent under init, capture and upl
   t.match(killed.text, /^SYSTEST_KILLED pid=\d+$/, 'the agent was running and was SIGKILLed');
   const restarted = await guest.waitForAgentLog((l) => l.msg === 'agent started', BOOT_TIMEOUT_MS, killed.at);
   t.comment(`agent running again ${((restarted.at - killed.at) / 1000).toFixed(1)} s after the kill`);
+  t.equal(startedFields(restarted).lastExit?.reason, 'killed', 'the restarted agent knows its predecessor was killed');
+  t.same(startedFields(restarted).lastReboot, { reason: 'first_boot', detail: null }, 'within the same boot');
   const framesBefore = (await cloud.allFrames()).length;
   await waitFor(async () => (await cloud.allFrames()).length >= framesBefore + 2, BOOT_TIMEOUT_MS, 'uploads after the restart', 500);
   t.pass('captures reach the cloud after the restart');
