@@ -110,6 +110,27 @@ t.test('watchdog keeper: the word "reset" in the heartbeat stops the feeding at 
   t.match(k.stderr(), /the agent asked for a reset/);
 });
 
+t.test('watchdog keeper: "stopped" (a planned agent stop) disarms it until the heartbeat changes again', async (t) => {
+  const k = await keeper(t, {});
+  await writeFile(k.hb, 'ok 1\n');
+  await sleep(500);
+  await writeFile(k.hb, 'stopped\n');
+  t.ok(await eventually(() => /the agent stopped as planned/.test(k.stderr()), 3000), 'says it disarms');
+  // STALE_S=1: an armed keeper would give up 2-3 s after the last change
+  const disarmed = await k.fed();
+  await sleep(3500);
+  t.ok((await k.fed()) > disarmed, 'still fed long after the last change');
+  t.notMatch(k.stderr(), /no longer feeding/);
+  // The agent runs again: its next beat re-arms the keeper, and going stale counts again
+  const now = new Date();
+  await writeFile(k.hb, 'ok 2\n');
+  await utimes(k.hb, now, new Date(now.getTime() + 5000));
+  t.ok(await eventually(() => /no agent heartbeat for \d+s: no longer feeding/.test(k.stderr()), 6000), 'stale again once re-armed');
+  const afterStale = await k.fed();
+  await sleep(800);
+  t.equal(await k.fed(), afterStale, 'no longer fed');
+});
+
 t.test('watchdog keeper: a trial boot without a heartbeat in time stops the feeding', async (t) => {
   // vigil.tryboot=1 plays the Pi firmware's tryboot flag; a grace of 0 s has already passed
   const k = await keeper(t, { VIGIL_TRIAL_GRACE_S: '0' }, 'root=/dev/vda5 vigil.tryboot=1');
@@ -118,6 +139,21 @@ t.test('watchdog keeper: a trial boot without a heartbeat in time stops the feed
   await sleep(600);
   t.equal(await k.fed(), before, 'not fed');
   t.match(k.stderr(), /trial boot and no agent heartbeat within 0s/);
+});
+
+t.test('watchdog keeper: in a trial boot, a heartbeat once seen satisfies the grace, "stopped" or not', async (t) => {
+  // The grace ends 2 s from now on the keeper's clock (/proc/uptime)
+  const uptime = Math.floor(Number((await readFile('/proc/uptime', 'utf8')).split(' ')[0]));
+  // Staleness far away: only the trial rule is under test
+  const k = await keeper(t, { VIGIL_TRIAL_GRACE_S: String(uptime + 2), VIGIL_HEARTBEAT_STALE_S: '1000' }, 'root=/dev/vda5 vigil.tryboot=1');
+  await writeFile(k.hb, 'ok 1\n');
+  await sleep(500);
+  await writeFile(k.hb, 'stopped\n');
+  await sleep(4000);
+  const before = await k.fed();
+  await sleep(600);
+  t.ok((await k.fed()) > before, 'still fed after the grace');
+  t.notMatch(k.stderr(), /no longer feeding/);
 });
 
 t.test('watchdog keeper: no watchdog device, the keeper stays up and says so', async (t) => {
