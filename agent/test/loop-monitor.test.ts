@@ -51,16 +51,16 @@ t.test('a spinning loop (turning, but each turn takes long) is late whenever any
 t.test('stopped: no lag reported, and it can start again', async (t) => {
   const m = new LoopMonitor({ tickMs: 50 });
   m.start();
-  t.ok(m.running);
-  busy(200);
-  t.ok(m.lagNowMs() >= 100, 'late while running');
+  t.ok(m.running, 'running');
+  busy(400);
+  t.ok(m.lagNowMs() >= 300, 'late while running');
   m.stop();
   t.notOk(m.running);
   t.equal(m.lagNowMs(), 0, 'a stopped monitor says nothing');
   m.start();
   t.teardown(() => m.stop());
   await sleep(120);
-  t.ok(m.lagNowMs() < 100, 'restarted without the old stall');
+  t.ok(m.lagNowMs() < 300, `restarted without the old stall (${m.lagNowMs()} ms)`);
 });
 
 t.test('options are checked', async (t) => {
