@@ -145,6 +145,18 @@ t.test('the planned close writes "stopped"', async (t) => {
   t.equal(r.feeder.status().feeds, 1, 'a start with an aborted signal ends at once, without feeding');
 });
 
+t.test('keepArmedOnStop (an escalation restart): the close leaves the last feed in place', async (t) => {
+  const dir = t.testdir({});
+  const hb = join(dir, 'heartbeat');
+  const r = rig(hb);
+  r.start();
+  const fed = read(hb);
+  r.feeder.keepArmedOnStop();
+  await r.end();
+  t.equal(read(hb), fed, 'no "stopped": the keeper still expects the next beat');
+  t.equal(r.feeder.status().state, 'closed');
+});
+
 t.test('a second start while running is refused', async (t) => {
   const dir = t.testdir({});
   const r = rig(join(dir, 'heartbeat'));

@@ -96,6 +96,8 @@ export class WatchdogFeeder implements Service {
   /** Likewise for writes: EIO every 5 s is one log line until it clears. */
   #writeProblem: string | undefined;
   #running = false;
+  /** The coming stop is not a planned one: close without disarming. */
+  #keepArmed = false;
 
   constructor(o: WatchdogFeederOptions) {
     if (!(o.intervalMs > 0)) throw new RangeError(`watchdog intervalMs must be > 0, got ${o.intervalMs}`);
@@ -142,6 +144,15 @@ export class WatchdogFeeder implements Service {
     this.#withheldReason = reason;
     this.#o.log.error({ path: this.#o.path, reason }, 'no longer feeding the watchdog: the board resets');
     if (this.#target?.kind === 'file') this.#writeFile(`reset ${oneLine(reason)}\n`);
+  }
+
+  /**
+   * The coming stop is an escalation restart (step 2), not a planned stop: the close writes
+   * neither "stopped" nor the magic "V", so a new agent that never comes back to feed is still
+   * caught by the keeper's staleness (or the device's timeout). Call it before aborting.
+   */
+  keepArmedOnStop(): void {
+    this.#keepArmed = true;
   }
 
   #tick(): void {
@@ -248,14 +259,15 @@ export class WatchdogFeeder implements Service {
   }
 
   /**
-   * The planned close (the stop was asked for) disarms; after stopForReboot, or when the feeder
-   * ends for any other reason, nothing is written: the device resets if nobody feeds it.
+   * The planned close (the stop was asked for) disarms; after stopForReboot or keepArmedOnStop,
+   * or when the feeder ends for any other reason, nothing is written: the device resets if
+   * nobody feeds it.
    */
   #close(planned: boolean): void {
     const t = this.#target;
     this.#target = undefined;
     if (!t) return;
-    if (planned && this.#state !== 'reboot') {
+    if (planned && !this.#keepArmed && this.#state !== 'reboot') {
       if (t.kind === 'device') this.#writeDevice(MAGIC_CLOSE);
       else this.#writeFile('stopped\n');
       this.#o.log.info({ path: this.#o.path }, 'watchdog closed (planned stop)');
