@@ -10,8 +10,9 @@
 //   │           ├── compressed       Uploader (permanent)
 //   │           └── original         Uploader (permanent)
 //   ├── health                       HealthMonitor
-//   ├── heartbeat                    Heartbeat
-//   └── watchdog                     WatchdogFeeder (when a watchdog is configured)
+//   └── heartbeat                    Heartbeat
+//
+// The WatchdogFeeder runs beside the tree (agent.ts): it starts first and stops last.
 import type { Variant } from '@vigil/protocol';
 import type { AgentConfig } from './config.js';
 import type { Clock } from './lib/clock.js';
@@ -64,7 +65,7 @@ export class AgentTree implements PartsView {
     }
   }
 
-  /** Adds a service directly under the root (health, heartbeat, watchdog). */
+  /** Adds a service directly under the root (health, heartbeat). */
   add(id: string, service: Service): void {
     this.root.add({ id, restart: 'permanent', service });
   }

@@ -178,7 +178,8 @@ export class Agent {
       clock,
       log: log.child({ part: 'escalation' }),
       policy: config.health,
-      canReboot: () => this.watchdog !== undefined,
+      // A configured path that does not exist leaves the feeder idle ('closed'): nothing to reset the board.
+      canReboot: () => this.watchdog !== undefined && this.watchdog.status().state !== 'closed',
       // The OTA layer (A/B slots) supplies this once it exists: until then no slot to go back to.
       canRollBack: () => false,
       uptimeMs: () => this.runState.uptimeS() * 1000,
@@ -274,7 +275,6 @@ export class Agent {
     });
     tree.add('health', this.health);
     tree.add('heartbeat', this.heartbeat);
-    if (this.watchdog) tree.add('watchdog', this.watchdog);
     return tree;
   }
 
@@ -284,6 +284,9 @@ export class Agent {
     this.#restart = reason;
     this.runState.markRestart(reason);
     this.log.error({ reason, exitCode: EXIT_RESTART }, 'restarting the agent');
+    // Not a planned stop for the watchdog: the keeper stays armed, so an agent that does not
+    // come back still ends in a reset.
+    this.watchdog?.keepArmedOnStop();
     // A part that ignores its stop signal must not keep a sick agent alive.
     this.#restartDeadline = setTimeout(() => {
       this.log.error({ deadlineMs: this.config.shutdownTimeoutMs }, 'stop for the restart missed its deadline; exiting');
@@ -313,6 +316,11 @@ export class Agent {
     );
     const stop = AbortSignal.any([signal, this.#stop.signal]);
     this.loop.start();
+    // The feeder runs beside the tree, not in it: it starts first and stops last, so the keeper
+    // is disarmed only once every other part has stopped. If it crashes, the board is no
+    // longer fed and resets: the safe way to fail.
+    const feederStop = new AbortController();
+    const feeding = this.watchdog?.start(feederStop.signal).catch((err: unknown) => this.log.error({ err }, 'watchdog feeder crashed; the board will reset'));
     try {
       await tree.root.start(stop);
     } catch (err) {
@@ -322,6 +330,8 @@ export class Agent {
       this.escalation.recordAgentRestart(reason);
       this.restartAgent(reason);
     } finally {
+      feederStop.abort();
+      await feeding;
       clearTimeout(this.#restartDeadline);
       this.loop.stop();
       await this.client.close();

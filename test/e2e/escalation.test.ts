@@ -35,6 +35,7 @@ t.test('restart, restart, reboot: counted across processes, reported after the b
     const step = await agent.waitForLog(isStep(2), 30_000);
     t.match(step.reason, new RegExp(`resident memory \\d+ MB is over its 1 MB limit \\(restart ${n} of 2\\)`), `restart ${n}: the reason is recorded`);
     t.same((await agent.exited).code, EXIT_RESTART, `restart ${n}: the agent exits ${EXIT_RESTART} for init to start it again`);
+    t.match(readFileSync(watchdog, 'utf8'), /^ok \d+/, `restart ${n}: the watchdog stays armed (not a planned stop)`);
   }
 
   const third = startAgentProcess(t, sick);
