@@ -1,3 +1,4 @@
+import { DHASH_BITS } from '@vigil/protocol';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 
@@ -7,6 +8,8 @@ import { ConfigError } from './errors.js';
 // which other users of the machine can read in `ps`.
 
 export const MIB = 1024 * 1024;
+/** Heartbeats kept per device; the backlog rule can look back at most this far. */
+export const HEARTBEAT_HISTORY = 20;
 
 const positiveInt = (def: number) => z.number().int().positive().default(def);
 
@@ -33,8 +36,55 @@ export const CloudConfigSchema = z
     urlSigningKey: z.string().min(32, 'must be at least 32 characters').optional(),
     claimCodeTtlS: positiveInt(86_400),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+    // Fleet watch (see fleet/fleet-watch.ts).
+    /** How often the watch looks for silent devices and cameras. */
+    fleetSweepIntervalS: positiveInt(30),
+    /** A device with no heartbeat for longer than this gets a device_silent alert. */
+    deviceSilentS: positiveInt(300),
+    /** A camera of a heartbeating device with no frame for longer than this is offline. */
+    cameraSilentS: positiveInt(300),
+    /** This many look-alike compressed frames in a row make a camera_frozen alert. */
+    frozenFrames: z.number().int().min(2).default(10),
+    /** "Look-alike": dHashes at most this many bits apart (of 4096; H.264 noise flips a few). */
+    frozenMaxDistance: z.number().int().min(0).max(DHASH_BITS).default(16),
+    /** The queue must have grown over this many consecutive heartbeats ... */
+    backlogHeartbeats: z.number().int().min(2).max(HEARTBEAT_HISTORY).default(5),
+    /** ... and its oldest capture be at least this old, for a backlog_growing alert. */
+    backlogMinAgeS: z.number().int().min(0).default(300),
+
+    // Notifications (see notify/).
+    /** Webhooks that receive alert notifications. Env only: such URLs often carry a secret. */
+    webhookUrls: z
+      .array(z.string().refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'each must be an http(s) URL'))
+      .default([]),
+    /** Key of the X-Vigil-Signature HMAC; required when webhookUrls is set. */
+    webhookSecret: z.string().min(16, 'must be at least 16 characters').optional(),
+    webhookTimeoutS: positiveInt(10),
+    /** After this many attempts a notification is recorded as failed. */
+    webhookMaxAttempts: positiveInt(10),
+
+    // Triage: an OpenAI-compatible model that writes a short diagnosis on fleet alerts.
+    /** e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1 (Ollama); unset = no triage. */
+    triageBaseUrl: z
+      .string()
+      .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'must be an http(s) URL')
+      .optional(),
+    triageModel: z.string().min(1).optional(),
+    /** Sent as a bearer token when set (local servers often need none). Env only. */
+    triageApiKey: z.string().min(1).optional(),
+    triageTimeoutS: positiveInt(30),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.webhookUrls.length > 0 && c.webhookSecret === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['webhookSecret'], message: 'required when webhook URLs are set (VIGIL_WEBHOOK_SECRET)' });
+    }
+    if ((c.triageBaseUrl === undefined) !== (c.triageModel === undefined)) {
+      const missing = c.triageBaseUrl === undefined ? 'triageBaseUrl' : 'triageModel';
+      ctx.addIssue({ code: 'custom', path: [missing], message: 'triage needs both a base URL and a model' });
+    }
+  });
 
 export type CloudConfig = z.infer<typeof CloudConfigSchema>;
 export type CloudConfigInput = z.input<typeof CloudConfigSchema>;
@@ -45,7 +95,8 @@ interface OptionSource {
   env: string;
   /** Command-line flag, for options that are not secrets. */
   flag?: string;
-  type: 'string' | 'number';
+  /** list: comma- or space-separated. */
+  type: 'string' | 'number' | 'list';
 }
 
 export const CONFIG_OPTIONS: readonly OptionSource[] = [
@@ -61,6 +112,21 @@ export const CONFIG_OPTIONS: readonly OptionSource[] = [
   { key: 'urlSigningKey', env: 'VIGIL_URL_SIGNING_KEY', type: 'string' },
   { key: 'claimCodeTtlS', env: 'VIGIL_CLAIM_CODE_TTL_S', flag: 'claim-code-ttl-s', type: 'number' },
   { key: 'logLevel', env: 'VIGIL_LOG_LEVEL', flag: 'log-level', type: 'string' },
+  { key: 'fleetSweepIntervalS', env: 'VIGIL_FLEET_SWEEP_INTERVAL_S', flag: 'fleet-sweep-interval-s', type: 'number' },
+  { key: 'deviceSilentS', env: 'VIGIL_DEVICE_SILENT_S', flag: 'device-silent-s', type: 'number' },
+  { key: 'cameraSilentS', env: 'VIGIL_CAMERA_SILENT_S', flag: 'camera-silent-s', type: 'number' },
+  { key: 'frozenFrames', env: 'VIGIL_FROZEN_FRAMES', flag: 'frozen-frames', type: 'number' },
+  { key: 'frozenMaxDistance', env: 'VIGIL_FROZEN_MAX_DISTANCE', flag: 'frozen-max-distance', type: 'number' },
+  { key: 'backlogHeartbeats', env: 'VIGIL_BACKLOG_HEARTBEATS', flag: 'backlog-heartbeats', type: 'number' },
+  { key: 'backlogMinAgeS', env: 'VIGIL_BACKLOG_MIN_AGE_S', flag: 'backlog-min-age-s', type: 'number' },
+  { key: 'webhookUrls', env: 'VIGIL_WEBHOOK_URLS', type: 'list' },
+  { key: 'webhookSecret', env: 'VIGIL_WEBHOOK_SECRET', type: 'string' },
+  { key: 'webhookTimeoutS', env: 'VIGIL_WEBHOOK_TIMEOUT_S', flag: 'webhook-timeout-s', type: 'number' },
+  { key: 'webhookMaxAttempts', env: 'VIGIL_WEBHOOK_MAX_ATTEMPTS', flag: 'webhook-max-attempts', type: 'number' },
+  { key: 'triageBaseUrl', env: 'VIGIL_TRIAGE_BASE_URL', flag: 'triage-base-url', type: 'string' },
+  { key: 'triageModel', env: 'VIGIL_TRIAGE_MODEL', flag: 'triage-model', type: 'string' },
+  { key: 'triageApiKey', env: 'VIGIL_TRIAGE_API_KEY', type: 'string' },
+  { key: 'triageTimeoutS', env: 'VIGIL_TRIAGE_TIMEOUT_S', flag: 'triage-timeout-s', type: 'number' },
 ];
 
 /** The flags `loadConfig` understands, in node:util parseArgs form. */
@@ -100,8 +166,9 @@ export function parseConfig(raw: unknown, origin: Partial<Record<Key, string>> =
   throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
 }
 
-function convert(v: string, type: 'string' | 'number', name: string): unknown {
+function convert(v: string, type: OptionSource['type'], name: string): unknown {
   if (type === 'string') return v;
+  if (type === 'list') return v.split(/[\s,]+/).filter((x) => x !== '');
   const n = Number(v);
   if (v.trim() === '' || Number.isNaN(n)) throw new ConfigError(`invalid configuration: ${name}: ${JSON.stringify(v)} is not a number`);
   return n;

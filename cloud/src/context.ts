@@ -1,4 +1,6 @@
+import type { AlertService } from './alerts/alert-service.js';
 import type { CloudConfig } from './config.js';
+import type { FleetWatch } from './fleet/fleet-watch.js';
 import type { FolderStore } from './objects/folder-store.js';
 import type { ObjectStore } from './objects/types.js';
 import type { CloudStore } from './store/types.js';
@@ -13,4 +15,7 @@ export interface AppContext {
   adminToken: string;
   /** Unix epoch milliseconds; tests pass a fake. */
   now: () => number;
+  /** Keeps fleet alerts in step with heartbeats and frames. */
+  fleet: FleetWatch;
+  alerts: AlertService;
 }

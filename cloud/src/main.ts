@@ -3,18 +3,28 @@ import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
+import { AlertService } from './alerts/alert-service.js';
 import { buildApp } from './app.js';
 import { parseConfig, type CloudConfig, type CloudConfigInput } from './config.js';
 import type { AppContext } from './context.js';
 import { ConfigError } from './errors.js';
+import { FleetWatch } from './fleet/fleet-watch.js';
+import { Triage } from './fleet/triage.js';
+import { systemSleep, type Clock, type Sleep } from './lib/clock.js';
 import { loadOrCreateSecret } from './lib/secrets.js';
+import { ChatClient } from './llm/chat-client.js';
+import { NotificationDispatcher } from './notify/dispatcher.js';
+import { WebhookSender } from './notify/webhook-sender.js';
 import { FolderStore } from './objects/folder-store.js';
 import { UrlSigner } from './objects/url-signer.js';
 import { SqliteStore } from './store/sqlite-store.js';
+import type { AlertRecord } from './store/alert-types.js';
 import type { CloudStore } from './store/types.js';
 
 /** How long close() lets requests in flight finish before it cuts their connections. */
 export const CLOSE_GRACE_MS = 5_000;
+/** While closing, connections that have become idle are closed this often. */
+const IDLE_SWEEP_MS = 50;
 
 export const DB_FILE = 'cloud.db';
 export const OBJECTS_DIR = 'objects';
@@ -26,6 +36,10 @@ export interface CloudDeps {
   logger?: Logger;
   /** Unix epoch milliseconds; defaults to Date.now. */
   now?: () => number;
+  /** How the background loops wait; tests pass one that a fake clock drives. */
+  sleep?: Sleep;
+  /** Jitter source for retry backoff, [0, 1); defaults to Math.random. */
+  random?: () => number;
 }
 
 export interface RunningCloud {
@@ -39,7 +53,14 @@ export interface RunningCloud {
   /** Where objects are kept, for tests and tools that look at the files. */
   objectsDir: string;
   folder: FolderStore;
-  /** Stops listening (the port is free when this resolves) and closes the database. */
+  /** The fleet watch: `sweep()` runs one pass now (tests). */
+  fleet: FleetWatch;
+  alerts: AlertService;
+  /** Webhook delivery: `deliverDue()` delivers what is due now (tests). */
+  notifications: NotificationDispatcher;
+  /** Set when a triage model is configured; `idle()` waits for diagnoses in flight. */
+  triage: Triage | undefined;
+  /** Stops listening (the port is free when this resolves), stops the loops, closes the database. */
   close(): Promise<void>;
 }
 
@@ -79,12 +100,16 @@ export async function startCloud(input: CloudConfigInput, deps: CloudDeps = {}):
   const config = parseConfig(input);
   const logger = deps.logger ?? pino({ level: config.logLevel });
   const { store, folder, adminToken, objectsDir } = await openCloudParts(config, logger);
-  const ctx: AppContext = { config, store, objects: folder, folder, adminToken, now: deps.now ?? Date.now };
+  const clock: Clock = { now: deps.now ?? Date.now, sleep: deps.sleep ?? systemSleep };
+  const services = buildServices(config, store, clock, deps.random ?? Math.random, logger);
+  const { fleet, alerts, notifications, triage } = services;
+  const ctx: AppContext = { config, store, objects: folder, folder, adminToken, now: clock.now, fleet, alerts };
   let app: FastifyInstance;
   try {
     app = await buildApp(ctx, logger);
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
+    await services.stop();
     await store.close();
     throw err;
   }
@@ -93,16 +118,78 @@ export async function startCloud(input: CloudConfigInput, deps: CloudDeps = {}):
   const url = `http://${host}:${port}`;
   logger.info({ url, publicUrl: config.publicUrl, dataDir: config.dataDir }, 'vigil cloud listening');
 
+  const loops = new AbortController();
+  const loopsDone = Promise.all([fleet.run(loops.signal), notifications.run(loops.signal)]);
+
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       const deadline = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);
+      // app.close() closes the keep-alive connections idle at that moment; one whose response
+      // was still being written (the client already has every byte) would otherwise hold
+      // close() until its keep-alive timeout. Close those too, as they fall idle.
+      const idleSweep = setInterval(() => app.server.closeIdleConnections(), IDLE_SWEEP_MS);
       try {
         await app.close();
       } finally {
         clearTimeout(deadline);
+        clearInterval(idleSweep);
+        // Requests are done; now the loops (a webhook in flight is aborted and, its lease
+        // running out, sent again after the next start), then the database.
+        loops.abort();
+        await loopsDone;
+        await services.stop();
         await store.close();
       }
     })());
-  return { url, port, app, adminToken, config, store, objectsDir, folder, close };
+  return { url, port, app, adminToken, config, store, objectsDir, folder, fleet, alerts, notifications, triage, close };
+}
+
+/** The background parts: alerts and their webhooks, triage, the fleet watch. */
+function buildServices(config: CloudConfig, store: SqliteStore, clock: Clock, random: () => number, logger: Logger) {
+  const timeoutMs = config.webhookTimeoutS * 1000;
+  // Without webhooks nothing is ever enqueued; the sender then never sends, and needs no key.
+  const sender = new WebhookSender({ secret: config.webhookSecret ?? '', timeoutMs, now: clock.now });
+  const notifications = new NotificationDispatcher({
+    store: store.alerts,
+    sender,
+    targets: config.webhookUrls,
+    maxAttempts: config.webhookMaxAttempts,
+    // Longer than one delivery can take, so a row is never sent twice at once.
+    leaseMs: 2 * timeoutMs + 5_000,
+    clock,
+    random,
+    logger: logger.child({ part: 'notifications' }),
+  });
+  const alerts = new AlertService({ store: store.alerts, targets: config.webhookUrls, now: clock.now, onEnqueued: () => notifications.wake(), logger: logger.child({ part: 'alerts' }) });
+  const triage =
+    config.triageBaseUrl && config.triageModel
+      ? new Triage({
+          client: new ChatClient({ baseUrl: config.triageBaseUrl, model: config.triageModel, apiKey: config.triageApiKey, timeoutMs: config.triageTimeoutS * 1000 }),
+          fleet: store.fleet,
+          alerts,
+          logger: logger.child({ part: 'triage' }),
+        })
+      : undefined;
+  const fleet = new FleetWatch({
+    store,
+    alerts,
+    thresholds: {
+      deviceSilentMs: config.deviceSilentS * 1000,
+      cameraSilentMs: config.cameraSilentS * 1000,
+      frozenFrames: config.frozenFrames,
+      frozenMaxDistance: config.frozenMaxDistance,
+      backlogHeartbeats: config.backlogHeartbeats,
+      backlogMinAgeMs: config.backlogMinAgeS * 1000,
+    },
+    sweepIntervalMs: config.fleetSweepIntervalS * 1000,
+    clock,
+    logger: logger.child({ part: 'fleet' }),
+    ...(triage ? { onOpened: (a: AlertRecord) => triage.request(a) } : {}),
+  });
+  const stop = async () => {
+    await triage?.stop();
+    await sender.close();
+  };
+  return { fleet, alerts, notifications, triage, stop };
 }

@@ -21,7 +21,7 @@ t.test('claim codes are one-time and expire', async (t) => {
   t.equal(unknown.body.code, 'CLAIM_CODE_UNKNOWN');
 
   const late = await issueCode(cloud, 'Cafe Lune', 60);
-  cloud.clock.advance(60_000);
+  await cloud.clock.advance(60_000);
   const expired = await http(cloud.url, 'POST', '/v1/claim', { json: { code: late, hardwareId: 'hw-3' } });
   t.equal(expired.status, 410);
   t.equal(expired.body.code, 'CLAIM_CODE_EXPIRED');

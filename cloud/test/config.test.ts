@@ -4,7 +4,7 @@ import { runCli, parseTtl } from '../src/cli-commands.js';
 import { SqliteStore } from '../src/store/sqlite-store.js';
 import { join } from 'node:path';
 import { statSync } from 'node:fs';
-import { tempDir, startTestCloud, http } from './helpers.js';
+import { tempDir, startTestCloud, http, realClock } from './helpers.js';
 
 t.test('defaults', async (t) => {
   const c = loadConfig({ env: {} });
@@ -42,7 +42,7 @@ t.test('generated secrets are private to the owner', async (t) => {
 
 t.test('cli: claim-code and revoke work on the data dir, beside a running server', async (t) => {
   // The CLI stamps codes with the real clock, so this cloud runs on it too.
-  const cloud = await startTestCloud(t, {}, { now: Date.now, advance: () => undefined });
+  const cloud = await startTestCloud(t, {}, realClock());
   const out: string[] = [];
   const err: string[] = [];
   const io = { out: (l: string) => out.push(l), err: (l: string) => err.push(l) };
@@ -82,4 +82,50 @@ t.test('a data dir that is a file is a clear error', async (t) => {
   const { writeFileSync } = await import('node:fs');
   writeFileSync(join(dir, 'file'), 'x');
   await t.rejects(startTestCloud(t, { dataDir: join(dir, 'file') }), { code: 'CONFIG_INVALID', message: /dataDir .*file/ });
+});
+
+t.test('fleet, webhook and triage options: defaults, env, flags, clear errors', async (t) => {
+  const d = loadConfig({ env: {} });
+  t.match(d, {
+    fleetSweepIntervalS: 30,
+    deviceSilentS: 300,
+    cameraSilentS: 300,
+    frozenFrames: 10,
+    frozenMaxDistance: 16,
+    backlogHeartbeats: 5,
+    backlogMinAgeS: 300,
+    webhookUrls: [],
+    webhookTimeoutS: 10,
+    webhookMaxAttempts: 10,
+    triageTimeoutS: 30,
+  });
+  t.equal(d.triageBaseUrl, undefined);
+
+  const env = {
+    VIGIL_WEBHOOK_URLS: 'https://hooks.example/a, http://10.0.0.5:9000/b',
+    VIGIL_WEBHOOK_SECRET: 's'.repeat(20),
+    VIGIL_DEVICE_SILENT_S: '120',
+    VIGIL_TRIAGE_BASE_URL: 'http://127.0.0.1:11434/v1',
+    VIGIL_TRIAGE_MODEL: 'llama3.2',
+    VIGIL_TRIAGE_API_KEY: 'sk-x',
+  };
+  const c = loadConfig({ env, flags: { 'frozen-frames': '4', 'fleet-sweep-interval-s': '5', 'triage-model': 'qwen2.5' } });
+  t.match(c, {
+    webhookUrls: ['https://hooks.example/a', 'http://10.0.0.5:9000/b'],
+    deviceSilentS: 120,
+    frozenFrames: 4,
+    fleetSweepIntervalS: 5,
+    triageModel: 'qwen2.5',
+    triageApiKey: 'sk-x',
+  });
+
+  t.throws(() => loadConfig({ env: { VIGIL_WEBHOOK_URLS: 'ftp://x' } }), { code: 'CONFIG_INVALID', message: /VIGIL_WEBHOOK_URLS: each must be an http/ });
+  t.throws(() => loadConfig({ env: { VIGIL_WEBHOOK_URLS: 'https://x/y' } }), { message: /webhookSecret: required when webhook URLs are set \(VIGIL_WEBHOOK_SECRET\)/ });
+  t.throws(() => loadConfig({ env: { VIGIL_WEBHOOK_URLS: 'https://x/y', VIGIL_WEBHOOK_SECRET: 'short' } }), { message: /VIGIL_WEBHOOK_SECRET: must be at least 16/ });
+  t.throws(() => loadConfig({ env: { VIGIL_TRIAGE_MODEL: 'm' } }), { message: /triageBaseUrl: triage needs both/ });
+  t.throws(() => loadConfig({ env: {}, flags: { 'frozen-frames': '1' } }), { message: /--frozen-frames/ });
+  t.throws(() => loadConfig({ env: {}, flags: { 'frozen-max-distance': '5000' } }), { message: /--frozen-max-distance/ });
+  t.throws(() => loadConfig({ env: { VIGIL_BACKLOG_HEARTBEATS: '21' } }), { message: /VIGIL_BACKLOG_HEARTBEATS/ });
+  t.throws(() => loadConfig({ env: { VIGIL_FLEET_SWEEP_INTERVAL_S: '0' } }), { message: /VIGIL_FLEET_SWEEP_INTERVAL_S/ });
+  t.throws(() => loadConfig({ env: { VIGIL_TRIAGE_BASE_URL: 'not a url', VIGIL_TRIAGE_MODEL: 'm' } }), { message: /VIGIL_TRIAGE_BASE_URL: must be an http/ });
 });

@@ -1,6 +1,17 @@
 // Shared test fixtures: a real cloud on 127.0.0.1 port 0 over a temp data dir, a fake clock,
-// an HTTP client (undici) and real JPEGs made with sharp.
-import { dhash, DHASH_HEIGHT, DHASH_WIDTH, type ClaimResponse, type PresignRequest, type PresignResponse, type Variant } from '@vigil/protocol';
+// an HTTP client (undici), real JPEGs made with sharp, and heartbeats.
+import {
+  dhash,
+  DHASH_HEIGHT,
+  DHASH_WIDTH,
+  type ClaimResponse,
+  type ErrorBody,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+  type PresignRequest,
+  type PresignResponse,
+  type Variant,
+} from '@vigil/protocol';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,20 +19,81 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { request } from 'undici';
 import type { CloudConfigInput } from '../src/config.js';
+import { systemSleep, type Sleep } from '../src/lib/clock.js';
 import { startCloud, type RunningCloud } from '../src/main.js';
 
 interface Tap {
   teardown(fn: () => unknown): void;
 }
 
-export interface FakeClock {
+/** What a test cloud runs on: its wall clock, the sleep its loops use, and a way to move time. */
+export interface TestClock {
   now: () => number;
-  advance(ms: number): void;
+  sleep: Sleep;
+  advance(ms: number): Promise<void>;
 }
 
-export function fakeClock(start = Date.UTC(2025, 0, 1)): FakeClock {
-  let t = start;
-  return { now: () => t, advance: (ms) => void (t += ms) };
+/**
+ * Time that moves only when told to. advance() jumps at once (so a request made right after
+ * it, awaited or not, sees the new time); loops whose sleep is now over wake, in order, and
+ * get a turn of the event loop before advance() resolves. Work they start that waits on real
+ * I/O (a webhook) may still be under way: wait for its effect with eventually().
+ */
+export class FakeClock implements TestClock {
+  #t: number;
+  readonly #sleepers = new Set<{ at: number; resolve: () => void }>();
+
+  constructor(start = Date.UTC(2025, 0, 1)) {
+    this.#t = start;
+  }
+
+  readonly now = (): number => this.#t;
+
+  readonly sleep: Sleep = (ms, signal) =>
+    new Promise((resolve) => {
+      // Nothing to wait for: like a real zero timer, done without anyone advancing the clock.
+      if (signal?.aborted || ms <= 0) return resolve();
+      const s = { at: this.#t + ms, resolve };
+      this.#sleepers.add(s);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          this.#sleepers.delete(s);
+          resolve();
+        },
+        { once: true },
+      );
+    });
+
+  async advance(ms: number): Promise<void> {
+    this.#t += ms;
+    const due = [...this.#sleepers].filter((s) => s.at <= this.#t).sort((a, b) => a.at - b.at);
+    for (const s of due) {
+      this.#sleepers.delete(s);
+      s.resolve();
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+export function fakeClock(start?: number): FakeClock {
+  return new FakeClock(start);
+}
+
+/** The real clock, for tests that share the data dir with the CLI (which uses real time). */
+export function realClock(): TestClock {
+  return { now: Date.now, sleep: systemSleep, advance: async () => undefined };
+}
+
+/** Polls `check` (real time, briefly) until it holds; for effects of background work. */
+export async function eventually<T>(check: () => T | Promise<T>, what = 'condition', timeoutMs = 5_000): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v as Exclude<T, false | null | undefined | 0 | ''>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 export function tempDir(t: Tap, prefix = 'vigil-cloud-'): string {
@@ -31,13 +103,16 @@ export function tempDir(t: Tap, prefix = 'vigil-cloud-'): string {
 }
 
 export interface TestCloud extends RunningCloud {
-  clock: FakeClock;
+  clock: TestClock;
   dataDir: string;
 }
 
-export async function startTestCloud(t: Tap, overrides: Partial<CloudConfigInput> = {}, clock = fakeClock()): Promise<TestCloud> {
+/** Jitter off: retry delays are exactly the backoff ladder's. */
+const NO_JITTER = () => 0.5;
+
+export async function startTestCloud(t: Tap, overrides: Partial<CloudConfigInput> = {}, clock: TestClock = fakeClock()): Promise<TestCloud> {
   const dataDir = overrides.dataDir ?? tempDir(t);
-  const cloud = await startCloud({ port: 0, logLevel: 'silent', ...overrides, dataDir }, { now: clock.now });
+  const cloud = await startCloud({ port: 0, logLevel: 'silent', ...overrides, dataDir }, { now: clock.now, sleep: clock.sleep, random: NO_JITTER });
   t.teardown(() => cloud.close());
   return Object.assign(cloud, { clock, dataDir });
 }
@@ -135,4 +210,42 @@ export async function uploadFrame(cloud: RunningCloud, token: string, jpeg: Jpeg
   const c = await http<{ frameId: string }>(cloud.url, 'POST', '/v1/uploads/complete', { token, json: { uploadId: p.body.uploadId } });
   if (c.status !== 200) throw new Error(`complete: ${c.status} ${c.raw.toString()}`);
   return c.body.frameId;
+}
+
+/** A healthy heartbeat with one camera ("cam-a"), patched by `o`. */
+export function heartbeatBody(o: Partial<HeartbeatRequest> = {}): HeartbeatRequest {
+  return {
+    sentAt: 1_700_000_000_000,
+    agentVersion: '0.1.0',
+    firmware: { version: '2025.01.1', slot: 'A', trial: false },
+    uptimeS: 3600,
+    agentUptimeS: 3500,
+    lastReboot: { reason: 'planned', detail: null },
+    verdict: 'nominal',
+    verdictReason: null,
+    problems: [],
+    escalation: [],
+    cameras: [{ camera: 'cam-a', name: 'Front door', state: 'ok', lastCaptureAt: 1_700_000_000_000, capturesOk: 120, failures: 0, lastError: null }],
+    queue: [],
+    deadLetters: 0,
+    evictions: 0,
+    disk: { totalBytes: 16e9, freeBytes: 12e9 },
+    memory: { rssBytes: 80e6, heapUsedBytes: 40e6 },
+    clock: 'synced',
+    logs: [],
+    ...o,
+  };
+}
+
+/** POST /v1/heartbeat; the body is a HeartbeatResponse, or an ErrorBody when refused. */
+export async function sendHeartbeat(cloud: RunningCloud, token: string, body: unknown = heartbeatBody()): Promise<Res<HeartbeatResponse & Partial<ErrorBody>>> {
+  return http(cloud.url, 'POST', '/v1/heartbeat', { token, json: body });
+}
+
+/** Alerts as the admin API lists them (state: open | closed | all). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read bodies loosely
+export async function listAlerts(cloud: RunningCloud, query = 'state=all'): Promise<any[]> {
+  const res = await http(cloud.url, 'GET', `/admin/v1/alerts?${query}`, { token: cloud.adminToken });
+  if (res.status !== 200) throw new Error(`alerts: ${res.status} ${res.raw.toString()}`);
+  return res.body;
 }

@@ -100,7 +100,7 @@ t.test('signatures: tampered, missing or expired URLs are refused', async (t) =>
     t.equal(res.body.code, 'SIGNATURE_INVALID', name);
   }
 
-  cloud.clock.advance(61_000);
+  await cloud.clock.advance(61_000);
   const late = await putObject(cloud, url, good.bytes);
   t.equal(late.status, 403);
   t.equal(late.body.code, 'URL_EXPIRED');

@@ -3,7 +3,8 @@ import { adminAuth } from '../auth.js';
 import { issueClaimCode, MAX_CLAIM_CODE_TTL_S, MAX_SITE_NAME, type IssuedClaimCode } from '../claim-codes.js';
 import type { AppContext } from '../context.js';
 import { CloudError } from '../errors.js';
-import type { DeviceRecord, SiteRecord } from '../store/types.js';
+import type { SiteRecord } from '../store/types.js';
+import { fleetAdminRoutes } from './fleet-admin.js';
 import { frameReadRoutes } from './frames.js';
 
 const claimCodeSchema = {
@@ -31,13 +32,14 @@ export const adminApi: FastifyPluginAsync<{ ctx: AppContext }> = async (app, { c
   });
 
   app.get('/sites', async (): Promise<SiteRecord[]> => ctx.store.listSites());
-  app.get('/devices', async (): Promise<DeviceRecord[]> => ctx.store.listDevices());
 
   app.post<{ Params: { id: string } }>('/devices/:id/revoke', { schema: { params: idParams } }, async (req) => {
     if (!(await ctx.store.revokeDevice(req.params.id, ctx.now()))) throw new CloudError('DEVICE_NOT_FOUND', 'no such device');
     req.log.warn({ deviceId: req.params.id }, 'device tokens revoked');
+    await ctx.fleet.onRevoked(req.params.id);
     return { deviceId: req.params.id, revoked: true };
   });
 
+  await app.register(fleetAdminRoutes, { ctx });
   await app.register(frameReadRoutes, { ctx, scope: () => undefined, imagePath: (frameId) => `/admin/v1/frames/${frameId}/image` });
 };

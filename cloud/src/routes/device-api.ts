@@ -6,6 +6,7 @@ import type { AppContext } from '../context.js';
 import { CloudError } from '../errors.js';
 import { claimRoutes } from './claim.js';
 import { frameReadRoutes } from './frames.js';
+import { heartbeatRoutes } from './heartbeat.js';
 import { uploadRoutes } from './uploads.js';
 
 /**
@@ -31,6 +32,7 @@ export const deviceApi: FastifyPluginAsync<{ ctx: AppContext }> = async (app, { 
       return { deviceId: d.id, siteId: d.siteId, site: d.site, name: d.name };
     });
     await authed.register(uploadRoutes, { ctx });
+    await authed.register(heartbeatRoutes, { ctx });
     await authed.register(frameReadRoutes, {
       ctx,
       scope: (req) => requireDevice(req).id,

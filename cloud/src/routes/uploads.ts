@@ -87,6 +87,14 @@ export const uploadRoutes: FastifyPluginAsync<{ ctx: AppContext }> = async (app,
     // The frame was already recorded from another upload: this copy is redundant.
     if (!r.created && r.frame.objectKey !== upload.objectKey) await objects.delete(upload.objectKey);
     req.log.debug({ frameId: r.frame.id, created: r.created }, 'upload completed');
+    if (r.created) {
+      try {
+        await ctx.fleet.onFrame(r.frame);
+      } catch (err) {
+        // The frame is recorded; the watch only missed one look at it.
+        req.log.error({ err, frameId: r.frame.id }, 'fleet watch failed on a frame');
+      }
+    }
     return { frameId: r.frame.id, created: r.created };
   });
 };

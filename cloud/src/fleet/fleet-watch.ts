@@ -1,0 +1,219 @@
+import type { HeartbeatRequest } from '@vigil/protocol';
+import type { Logger } from 'pino';
+import type { AlertService } from '../alerts/alert-service.js';
+import type { Clock } from '../lib/clock.js';
+import { Serial } from '../lib/serial.js';
+import type { AlertRecord } from '../store/alert-types.js';
+import type { CameraWatch, FleetDevice } from '../store/fleet-types.js';
+import type { CloudStore, DeviceRecord, FrameRecord } from '../store/types.js';
+import {
+  backlogDecision,
+  cameraOfflineDecision,
+  FLEET_ALERT_KINDS,
+  frozenDecision,
+  needsHumanDecision,
+  nextFrozenRun,
+  silentDecision,
+  type Decision,
+  type FleetThresholds,
+} from './rules.js';
+
+export interface FleetWatchOptions {
+  store: CloudStore;
+  alerts: AlertService;
+  thresholds: FleetThresholds;
+  sweepIntervalMs: number;
+  clock: Clock;
+  logger: Logger;
+  /** Called with every fleet alert this watch opens (triage). */
+  onOpened?: (alert: AlertRecord) => void;
+}
+
+export interface SweepResult {
+  devices: number;
+  opened: number;
+  closed: number;
+}
+
+export interface FleetWatchStatus {
+  lastSweepAt: number | null;
+  /** When a sweep last went through every device without an error. */
+  lastSweepOkAt: number | null;
+  lastError: string | null;
+}
+
+const FLEET_KINDS: ReadonlySet<string> = new Set(FLEET_ALERT_KINDS);
+
+/**
+ * Watches the fleet and keeps its alerts in step with what devices report:
+ * - on each heartbeat, that device's alerts (silence over, needs_human, backlog, cameras);
+ * - on each new frame, that camera's frozen run (and an offline camera coming back);
+ * - every sweep interval, what only time reveals: silent devices, cameras without frames, and
+ *   revoked devices (whose open alerts close: nobody can act on them, and a re-claim starts
+ *   afresh).
+ * All of it runs one evaluation at a time (Serial), so a sweep and a heartbeat never decide
+ * from two snapshots at once. Across several cloud processes that is not enough; the store's
+ * one-open-alert index then keeps duplicates out, and a stale decision is undone by the next.
+ */
+export class FleetWatch {
+  readonly #o: FleetWatchOptions;
+  readonly #serial = new Serial();
+  /** Silence is not counted from before this cloud started (see rules.silentDecision). */
+  readonly #watchingSince: number;
+  readonly #status: FleetWatchStatus = { lastSweepAt: null, lastSweepOkAt: null, lastError: null };
+
+  constructor(o: FleetWatchOptions) {
+    this.#o = o;
+    this.#watchingSince = o.clock.now();
+  }
+
+  status(): FleetWatchStatus {
+    return { ...this.#status };
+  }
+
+  /** One pass over the fleet. Tests call this directly. */
+  sweep(): Promise<SweepResult> {
+    return this.#serial.run(() => this.#sweep());
+  }
+
+  /** After a heartbeat was stored. */
+  onHeartbeat(deviceId: string, report: HeartbeatRequest): Promise<void> {
+    return this.#serial.run(async () => {
+      const fd = await this.#device(deviceId);
+      if (!fd) return;
+      const { store } = this.#o;
+      const t = this.#o.thresholds;
+      const now = this.#o.clock.now();
+      const [open, cameras, history] = await Promise.all([
+        store.alerts.openAlerts(deviceId),
+        store.fleet.cameraWatch(deviceId),
+        store.fleet.queueHistory(deviceId, t.backlogHeartbeats),
+      ]);
+      const decisions: (Decision | null)[] = [
+        silentDecision(fd, now, this.#watchingSince, t),
+        needsHumanDecision(fd.device.name, report),
+        backlogDecision(fd.device.name, history, t),
+        ...cameras.map((c) => cameraOfflineDecision(fd.device.name, c, now, this.#watchingSince, t)),
+      ];
+      await this.#apply(fd.device, decisions, open);
+    });
+  }
+
+  /** After an upload completed with a new frame. */
+  onFrame(frame: FrameRecord): Promise<void> {
+    return this.#serial.run(async () => {
+      const { store } = this.#o;
+      const t = this.#o.thresholds;
+      const cam = await store.fleet.getCameraWatch(frame.cameraId);
+      if (!cam) return;
+      // Only the compressed variant counts for freezing: the original is the same picture.
+      const run = frame.variant === 'compressed' ? nextFrozenRun(cam.frozen, frame, t.frozenMaxDistance) : null;
+      await store.fleet.saveFrameWatch(cam.cameraId, cam.deviceId, frame.receivedAt, run ?? cam.frozen);
+      const fd = await this.#device(frame.deviceId);
+      if (!fd) return;
+      const updated: CameraWatch = { ...cam, lastFrameAt: Math.max(cam.lastFrameAt ?? 0, frame.receivedAt), frozen: run ?? cam.frozen };
+      const offline = cameraOfflineDecision(fd.device.name, updated, this.#o.clock.now(), this.#watchingSince, t);
+      const decisions = [
+        run ? frozenDecision(fd.device.name, updated, run, t) : null,
+        // A frame can show that a camera came back; whether it is down is the heartbeat's to say.
+        offline?.action === 'close' ? offline : null,
+      ];
+      await this.#apply(fd.device, decisions, await store.alerts.openAlerts(frame.deviceId));
+    });
+  }
+
+  /** After an admin revoked the device: its alerts close now rather than at the next sweep. */
+  onRevoked(deviceId: string): Promise<void> {
+    return this.#serial.run(async () => {
+      for (const a of await this.#o.store.alerts.openAlerts(deviceId)) await this.#o.alerts.close(a.id, 'device revoked');
+    });
+  }
+
+  /** Sweeps every interval until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        await this.sweep();
+      } catch (err) {
+        this.#o.logger.error({ err }, 'fleet sweep failed');
+      }
+      await this.#o.clock.sleep(this.#o.sweepIntervalMs, signal);
+    }
+  }
+
+  async #sweep(): Promise<SweepResult> {
+    const { store } = this.#o;
+    const t = this.#o.thresholds;
+    const now = this.#o.clock.now();
+    this.#status.lastSweepAt = now;
+    const [devices, open, cameras] = await Promise.all([store.fleet.fleetDevices(), store.alerts.openAlerts(), store.fleet.cameraWatch()]);
+    const openBy = groupBy(open, (a) => a.deviceId);
+    const camerasBy = groupBy(cameras, (c) => c.deviceId);
+    const result: SweepResult = { devices: devices.length, opened: 0, closed: 0 };
+    let failed: unknown;
+    for (const fd of devices) {
+      const mine = openBy.get(fd.device.id) ?? [];
+      try {
+        if (fd.device.revokedAt !== null) {
+          for (const a of mine) if (await this.#o.alerts.close(a.id, 'device revoked')) result.closed++;
+          continue;
+        }
+        const silent = silentDecision(fd, now, this.#watchingSince, t);
+        const decisions: (Decision | null)[] = [silent];
+        // A silent device's camera states are as old as its last heartbeat: leave them be.
+        if (silent.action === 'close') {
+          for (const c of camerasBy.get(fd.device.id) ?? []) decisions.push(cameraOfflineDecision(fd.device.name, c, now, this.#watchingSince, t));
+        }
+        const r = await this.#apply(fd.device, decisions, mine);
+        result.opened += r.opened;
+        result.closed += r.closed;
+      } catch (err) {
+        failed = err;
+        this.#o.logger.error({ err, deviceId: fd.device.id }, 'fleet sweep: device failed');
+      }
+    }
+    if (failed === undefined) {
+      this.#status.lastSweepOkAt = now;
+      this.#status.lastError = null;
+    } else {
+      this.#status.lastError = (failed as Error).message ?? String(failed);
+    }
+    return result;
+  }
+
+  async #device(deviceId: string): Promise<FleetDevice | null> {
+    const fd = (await this.#o.store.fleet.fleetDevices(deviceId))[0];
+    // A revoked device gets no new alerts (the sweep closes its old ones).
+    return fd && fd.device.revokedAt === null ? fd : null;
+  }
+
+  async #apply(device: DeviceRecord, decisions: (Decision | null)[], open: AlertRecord[]): Promise<{ opened: number; closed: number }> {
+    let opened = 0;
+    let closed = 0;
+    for (const d of decisions) {
+      if (!d) continue;
+      const existing = open.find((a) => FLEET_KINDS.has(a.kind) && a.kind === d.kind && a.cameraId === d.cameraId);
+      if (d.action === 'open' && !existing) {
+        const r = await this.#o.alerts.open({ kind: d.kind, deviceId: device.id, cameraId: d.cameraId, title: d.title, detail: d.detail });
+        if (r.created) {
+          opened++;
+          this.#o.onOpened?.(r.alert);
+        }
+      } else if (d.action === 'close' && existing) {
+        if (await this.#o.alerts.close(existing.id, d.resolution)) closed++;
+      }
+    }
+    return { opened, closed };
+  }
+}
+
+function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
+  const m = new Map<string, T[]>();
+  for (const i of items) {
+    const k = key(i);
+    const list = m.get(k);
+    if (list) list.push(i);
+    else m.set(k, [i]);
+  }
+  return m;
+}
