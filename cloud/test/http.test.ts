@@ -1,6 +1,6 @@
 import t from 'tap';
 import { createServer } from 'node:net';
-import { claimDevice, http, makeJpeg, startTestCloud, uploadFrame } from './helpers.js';
+import { claimDevice, heartbeatBody, http, makeJpeg, sendHeartbeat, startTestCloud, uploadFrame } from './helpers.js';
 
 t.test('healthz and unknown routes', async (t) => {
   const cloud = await startTestCloud(t);
@@ -113,4 +113,36 @@ t.test('the dashboard: login by token sets an HttpOnly cookie', async (t) => {
   t.equal((await http(cloud.url, 'GET', img, { headers: { cookie: cookie.split(';')[0]! } })).status, 200, 'thumbnails load with the cookie');
   const post = await http(cloud.url, 'POST', '/admin/v1/claim-codes', { json: { site: 'x' }, headers: { cookie: cookie.split(';')[0]! } });
   t.equal(post.status, 401, 'the cookie does not authorise changes');
+});
+
+t.test('the dashboard: devices with their status, alerts open first', async (t) => {
+  const cloud = await startTestCloud(t);
+  const sick = await claimDevice(cloud, 'hw-<sick>', 'Bistro');
+  const well = await claimDevice(cloud, 'hw-well', 'Bistro');
+  await sendHeartbeat(cloud, sick.token, heartbeatBody({ verdict: 'needs_human', verdictReason: 'disk <full>', cameras: [] }));
+  await sendHeartbeat(cloud, well.token, heartbeatBody({ firmware: { version: '2025.03.1', slot: 'B', trial: false } }));
+  const login = await http(cloud.url, 'GET', `/?token=${encodeURIComponent(cloud.adminToken)}`);
+  const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+
+  for (const path of ['/devices', '/alerts']) {
+    const anon = await http(cloud.url, 'GET', path);
+    t.match(anon.raw.toString(), /Admin token/, `${path} needs the login`);
+    t.notMatch(anon.raw.toString(), /hw-well/);
+  }
+
+  const devices = (await http(cloud.url, 'GET', '/devices', { headers: { cookie } })).raw.toString();
+  t.match(devices, /hw-&#60;sick&#62;/, 'names are escaped');
+  t.match(devices, /needs_human/);
+  t.match(devices, /disk &#60;full&#62;/);
+  t.match(devices, /2025\.03\.1 <small>slot B<\/small>/);
+  t.match(devices, /1\/1 ok/);
+  t.match(devices, /href="\/alerts\?device=dev_[^"]+">1 open/);
+
+  const alerts = (await http(cloud.url, 'GET', '/alerts', { headers: { cookie } })).raw.toString();
+  t.match(alerts, /1 open/);
+  t.match(alerts, /needs_human/);
+  t.match(alerts, /hw-&#60;sick&#62; needs a technician: disk &#60;full&#62;/);
+  t.notMatch(alerts, /<script/);
+  const overview = (await http(cloud.url, 'GET', '/', { headers: { cookie } })).raw.toString();
+  t.match(overview, /1 open alert</);
 });

@@ -1,0 +1,35 @@
+import type { AppContext } from '../context.js';
+import type { DeviceHealth } from '../store/fleet-types.js';
+import { ago, esc, page } from './layout.js';
+
+const VERDICT_CLASS: Record<string, string> = { nominal: 'ok', self_healed: 'warn', rolled_back: 'warn', needs_human: 'bad' };
+
+/** /devices — each device's latest heartbeat: verdict, firmware, queue, cameras, alerts. */
+export async function renderDevices(ctx: AppContext): Promise<string> {
+  const now = ctx.now();
+  const [devices, open] = await Promise.all([ctx.store.fleet.fleetDevices(), ctx.store.alerts.openAlerts()]);
+  const rows = devices
+    .map(({ device: d, health: h }) => {
+      const alerts = open.filter((a) => a.deviceId === d.id).length;
+      const state = d.revokedAt !== null ? '<span class="bad">revoked</span>' : 'active';
+      return `<tr><td>${esc(d.site)}</td><td>${esc(d.name)}<br><small><code>${esc(d.id)}</code></small></td><td>${state}</td>
+        <td>${ago(d.lastSeenAt, now)}</td><td>${ago(h?.receivedAt ?? null, now)}</td>${health(h)}
+        <td>${alerts ? `<a class="open" href="/alerts?device=${encodeURIComponent(d.id)}">${alerts} open</a>` : '—'}</td></tr>`;
+    })
+    .join('');
+  return page(
+    'Vigil — devices',
+    `<h2>Devices (${devices.length})</h2><table><tr><th>site</th><th>device</th><th>state</th><th>last seen</th><th>last heartbeat</th>
+     <th>verdict</th><th>firmware</th><th>agent</th><th>queue</th><th>cameras</th><th>alerts</th></tr>${rows}</table>`,
+  );
+}
+
+function health(h: DeviceHealth | null): string {
+  if (!h) return '<td colspan="5"><small>no heartbeat yet</small></td>';
+  const verdict = `<span class="${VERDICT_CLASS[h.verdict] ?? ''}">${esc(h.verdict)}</span>${h.verdictReason ? `<br><small>${esc(h.verdictReason)}</small>` : ''}`;
+  const firmware = `${esc(h.firmwareVersion ?? '—')}${h.firmwareSlot ? ` <small>slot ${esc(h.firmwareSlot)}</small>` : ''}`;
+  const oldest = h.oldestQueuedAgeMs === null ? '' : ` <small>oldest ${Math.round(h.oldestQueuedAgeMs / 60_000)} min</small>`;
+  const c = h.cameras;
+  const cameras = `${c.ok}/${c.total} ok${c.failing ? ` <span class="bad">${c.failing} failing</span>` : ''}${c.stopped ? ` <span class="warn">${c.stopped} stopped</span>` : ''}`;
+  return `<td>${verdict}</td><td>${firmware}</td><td>${esc(h.agentVersion)}</td><td>${h.queueDepth}${oldest}</td><td>${cameras}</td>`;
+}

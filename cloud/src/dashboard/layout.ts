@@ -1,0 +1,31 @@
+// The dashboard's shared page frame and formatting. Server-rendered HTML, no script: every
+// value from a device or a person goes through esc().
+
+export const LOGIN_FORM =
+  '<form method="get" action="/"><label>Admin token <input name="token" type="password" autofocus></label> <button>Log in</button></form>';
+
+const NAV = '<nav><a href="/">Overview</a> · <a href="/devices">Devices</a> · <a href="/alerts">Alerts</a></nav>';
+
+export function page(title: string, body: string, o: { nav?: boolean } = {}): string {
+  return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title><style>
+body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}td,th{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
+.thumbs{display:flex;gap:.5em;flex-wrap:wrap}figure{margin:0}img{width:240px;height:auto;display:block;background:#eee}figcaption{font-size:12px;color:#666}small{color:#666;font-weight:normal}
+nav{margin-bottom:1em}.open{color:#b00;font-weight:bold}.bad{color:#b00}.warn{color:#a60}.ok{color:#070}pre{white-space:pre-wrap;max-width:60em;font-size:12px}
+</style></head><body><h1>Vigil</h1>${o.nav === false ? '' : NAV}${body}</body></html>`;
+}
+
+export function time(ms: number | null): string {
+  return ms === null ? '—' : new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + 'Z';
+}
+
+/** "3 min ago" relative to `now`, with the exact time on hover. */
+export function ago(ms: number | null, now: number): string {
+  if (ms === null) return '—';
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  const text = s < 60 ? `${s} s ago` : s < 3600 ? `${Math.floor(s / 60)} min ago` : s < 86_400 ? `${Math.floor(s / 3600)} h ago` : `${Math.floor(s / 86_400)} d ago`;
+  return `<span title="${time(ms)}">${text}</span>`;
+}
+
+export function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
