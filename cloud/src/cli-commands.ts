@@ -18,7 +18,12 @@ options (each also an env var, see config.ts):
   --host H (VIGIL_CLOUD_HOST)  --port N (VIGIL_CLOUD_PORT)  --data-dir D (VIGIL_CLOUD_DATA_DIR)
   --public-url U  --max-object-bytes N  --presign-ttl-s N  --device-rate-limit N
   --rate-limit-window-ms N  --claim-code-ttl-s N  --log-level L
-secrets come from the environment only: VIGIL_ADMIN_TOKEN, VIGIL_URL_SIGNING_KEY`;
+fleet watch: --fleet-sweep-interval-s N  --device-silent-s N  --camera-silent-s N
+  --frozen-frames N  --frozen-max-distance BITS  --backlog-heartbeats N  --backlog-min-age-s N
+webhooks: --webhook-timeout-s N  --webhook-max-attempts N (URLs: VIGIL_WEBHOOK_URLS)
+triage: --triage-base-url U  --triage-model M  --triage-timeout-s N
+secrets come from the environment only: VIGIL_ADMIN_TOKEN, VIGIL_URL_SIGNING_KEY,
+  VIGIL_WEBHOOK_URLS, VIGIL_WEBHOOK_SECRET, VIGIL_TRIAGE_API_KEY`;
 
 export interface CliIo {
   out: (line: string) => void;
