@@ -79,6 +79,14 @@ t.test('the distance threshold decides what counts as the same picture', async (
   t.match(await listAlerts(cloud, 'state=open'), [{ kind: 'camera_frozen', detail: { frames: 3, maxDistance: 0 } }]);
 });
 
+t.test('only compressed frames are judged: originals alone never make a frozen camera', async (t) => {
+  const cloud = await startTestCloud(t, { frozenFrames: 3 });
+  const dev = await claimDevice(cloud);
+  const still = await scene(1);
+  for (let i = 0; i < 4; i++) await uploadFrame(cloud, dev.token, still, { capturedAt: 1000 + i * MINUTE, variant: 'original' });
+  t.same(await listAlerts(cloud), []);
+});
+
 t.test('frozen is per camera: another camera of the device is not affected', async (t) => {
   const cloud = await startTestCloud(t, { frozenFrames: 3 });
   const dev = await claimDevice(cloud);
