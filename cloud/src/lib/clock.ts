@@ -25,5 +25,3 @@ export const systemSleep: Sleep = (ms, signal) =>
     const timer = setTimeout(done, Math.min(MAX_TIMER_MS, Math.max(0, ms)));
     signal?.addEventListener('abort', done, { once: true });
   });
-
-export const systemClock: Clock = { now: () => Date.now(), sleep: systemSleep };
