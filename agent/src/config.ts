@@ -34,6 +34,8 @@ const HealthSchema = z
     maxIdleCpu: z.number().positive().max(4).default(0.8),
     /** Free space on the data disk below this is reported. */
     minFreeDiskBytes: z.number().int().nonnegative().default(256 * 1024 ** 2),
+    /** A queued capture older than this is reported. */
+    maxQueueAgeMs: ms(3_600_000),
     /** A camera with no good capture for this many of its intervals is failing. */
     cameraFailingIntervals: count(3),
     /** Escalation: restarts of one failed part, then of the agent, before the next step. */

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { checkCameras, checkProcess, checkSupervision, checkUploaders, cameraState, LIVENESS_GRACE_MS, type CameraSnapshot, type CheckLimits, type Snapshot, type TickMemory } from '../src/health/checks.js';
+import { checkCameras, checkProcess, checkQueue, checkSupervision, checkUploaders, cameraState, LIVENESS_GRACE_MS, type CameraSnapshot, type CheckLimits, type Snapshot, type TickMemory } from '../src/health/checks.js';
 
 const LIMITS: CheckLimits = {
   maxLoopLagMs: 5_000,
@@ -8,6 +8,7 @@ const LIMITS: CheckLimits = {
   minFreeDiskBytes: 256 * 1024 ** 2,
   cameraFailingIntervals: 3,
   maxUploadStepMs: 120_000,
+  maxQueueAgeMs: 3_600_000,
 };
 const MB = 1024 ** 2;
 
@@ -109,4 +110,11 @@ t.test('process: lag twice in a row, memory, CPU without progress, disk, clock',
   t.same(checkProcess(null, snap({ disk: { totalBytes: 16_000 * MB, freeBytes: 100 * MB } }), LIMITS, []).map((f) => [f.check, f.remedy]), [['disk', 'report']]);
   t.same(checkProcess(null, snap({ clock: 'unsynced' }), LIMITS, []).map((f) => [f.check, f.remedy]), [['clock', 'report']]);
   t.same(checkProcess(null, snap({ clock: 'unknown', disk: null }), LIMITS, []), [], 'unknown is not a problem');
+});
+
+t.test('queue: an old backlog is reported per variant, never escalated', async (t) => {
+  const q = (variant: 'compressed' | 'original', depth: number, oldestAgeMs: number | null) => ({ camera: 'c1', variant, depth, oldestAgeMs });
+  t.same(checkQueue(snap({ queue: [q('compressed', 5, 3_600_000), q('original', 9, 3_000_000)] }), LIMITS), [], 'an hour is allowed');
+  const old = checkQueue(snap({ queue: [q('compressed', 5, 3_600_001), { ...q('compressed', 2, 60_000), camera: 'c2' }, q('original', 0, null)] }), LIMITS);
+  t.same(old, [{ check: 'queue', part: null, reason: '7 compressed captures queued, the oldest 3600 s old', remedy: 'report' }]);
 });

@@ -64,6 +64,8 @@ export interface CheckLimits {
   cameraFailingIntervals: number;
   /** Longest an uploader pass may take (its requests and their timeouts). */
   maxUploadStepMs: number;
+  /** A queued capture older than this is reported (the cloud alerts a growing backlog). */
+  maxQueueAgeMs: number;
 }
 
 /** Slack for a late timer before an overdue pass counts as a hang. */
@@ -122,6 +124,20 @@ export function checkUploaders(cur: Snapshot, limits: CheckLimits): Finding[] {
       out.push({ check: 'uploader', part, reason: `uploader ${u.camera}/${u.variant}: one pass running for ${s(cur.at - u.stepStartedAt)}`, remedy: 'restart_agent' });
     } else if (u.nextStepAt !== null && cur.at - u.nextStepAt > LIVENESS_GRACE_MS) {
       out.push({ check: 'uploader', part, reason: `uploader ${u.camera}/${u.variant}: its next pass is ${s(cur.at - u.nextStepAt)} overdue`, remedy: 'restart_agent' });
+    }
+  }
+  return out;
+}
+
+/** The oldest queued capture per variant: uploads that do not keep up, for whatever reason. */
+export function checkQueue(cur: Snapshot, limits: CheckLimits): Finding[] {
+  const out: Finding[] = [];
+  for (const variant of ['compressed', 'original'] as const) {
+    const rows = cur.queue.filter((q) => q.variant === variant && q.oldestAgeMs !== null);
+    const oldest = Math.max(0, ...rows.map((q) => q.oldestAgeMs!));
+    if (oldest > limits.maxQueueAgeMs) {
+      const depth = rows.reduce((n, q) => n + q.depth, 0);
+      out.push({ check: 'queue', part: null, reason: `${depth} ${variant} captures queued, the oldest ${s(oldest)} old`, remedy: 'report' });
     }
   }
   return out;

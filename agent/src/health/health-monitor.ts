@@ -5,7 +5,7 @@
 import type { CameraHealth, ClockState, HealthProblem, QueueHealth } from '@vigil/protocol';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import { cameraState, checkCameras, checkProcess, checkSupervision, checkUploaders, type CameraSnapshot, type CheckLimits, type Snapshot, type TickMemory, type UploaderSnapshot } from './checks.js';
+import { cameraState, checkCameras, checkProcess, checkQueue, checkSupervision, checkUploaders, type CameraSnapshot, type CheckLimits, type Snapshot, type TickMemory, type UploaderSnapshot } from './checks.js';
 import type { Action, Escalation, Finding } from './escalation.js';
 import type { DiskSpace } from './system-facts.js';
 
@@ -115,6 +115,7 @@ export class HealthMonitor {
       ...checkSupervision(snap),
       ...checkCameras(snap, this.#ticks, o.limits),
       ...checkUploaders(snap, o.limits),
+      ...checkQueue(snap, o.limits),
       ...checkProcess(this.#prev, snap, o.limits, this.#rss),
     ];
     this.#rss.push(snap.rssBytes);
