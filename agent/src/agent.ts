@@ -161,6 +161,7 @@ export class Agent {
       bootIdPath: sys.bootIdFile,
       uptimePath: sys.uptimeFile,
       watchdogBootstatusPath: sys.watchdogBootstatusFile,
+      resetNotePath: paths(config).resetNote,
     });
     if (config.watchdog.path !== '') {
       this.watchdog = new WatchdogFeeder({

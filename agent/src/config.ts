@@ -206,4 +206,6 @@ export const paths = (c: AgentConfig) => ({
   db: join(c.dataDir, 'agent.db'),
   spool: join(c.dataDir, 'spool'),
   secret: join(c.dataDir, 'device.secret'),
+  /** Left by the firmware's watchdog keeper (VIGIL_RESET_NOTE) when it lets the board reset. */
+  resetNote: join(c.dataDir, 'watchdog-reset'),
 });

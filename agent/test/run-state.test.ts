@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EventEmitter } from 'node:events';
@@ -15,7 +15,13 @@ const CRASH_FIXTURE = fileURLToPath(new URL('./fixtures/crash-process.mjs', impo
 /** A device: a database on "/data", a boot id the test can change (a reboot), an uptime. */
 function device(t: Test) {
   const dir = t.testdir({});
-  const files = { db: join(dir, 'agent.db'), bootId: join(dir, 'boot_id'), uptime: join(dir, 'uptime'), bootstatus: join(dir, 'bootstatus') };
+  const files = {
+    db: join(dir, 'agent.db'),
+    bootId: join(dir, 'boot_id'),
+    uptime: join(dir, 'uptime'),
+    bootstatus: join(dir, 'bootstatus'),
+    resetNote: join(dir, 'watchdog-reset'),
+  };
   const clock = new FakeClock();
   let boots = 0;
   const reboot = () => writeFileSync(files.bootId, `boot-${++boots}\n`);
@@ -33,6 +39,7 @@ function device(t: Test) {
       clock,
       bootIdPath: files.bootId,
       uptimePath: files.uptime,
+      resetNotePath: files.resetNote,
       ...(o.bootstatus === false ? {} : { watchdogBootstatusPath: files.bootstatus }),
     });
     return { rs, close: () => db.close() };
@@ -67,6 +74,18 @@ t.test('marker running, a new boot, and the watchdog says it reset the card: wat
   d.reboot();
   writeFileSync(d.files.bootstatus, '32\n'); // WDIOF_CARDRESET
   t.same(d.agent().rs.begin().lastReboot, { reason: 'watchdog', detail: 'the watchdog reset the card (bootstatus 32)' });
+});
+
+t.test('marker running, a new boot, and the keeper left its reason: watchdog, read once', async (t) => {
+  const d = device(t);
+  d.agent().rs.begin();
+  writeFileSync(d.files.resetNote, 'no agent heartbeat for 181s\n');
+  t.equal(d.agent().rs.begin().lastReboot.reason, 'first_boot', 'not read within the same boot (the reset has not happened yet)');
+  d.reboot();
+  t.same(d.agent().rs.begin().lastReboot, { reason: 'watchdog', detail: 'the watchdog keeper reset the board: no agent heartbeat for 181s' });
+  t.notOk(existsSync(d.files.resetNote), 'the note is consumed');
+  d.reboot();
+  t.equal(d.agent().rs.begin().lastReboot.reason, 'power_loss', 'the next boot is not blamed on it');
 });
 
 t.test('an unreadable or absent bootstatus is no evidence: power loss', async (t) => {

@@ -45,9 +45,11 @@ async function keeper(t: Teardown, settings: Record<string, string>, cmdline = '
   const dir = await tmpDir(t, 'vigil-wdt-');
   const wdt = join(dir, 'watchdog');
   const hb = join(dir, 'heartbeat');
+  const note = join(dir, 'watchdog-reset');
   await writeFile(wdt, '');
   const defaults = Object.entries({
     VIGIL_WATCHDOG_DEVICE: wdt,
+    VIGIL_RESET_NOTE: note,
     VIGIL_WATCHDOG_FEED_S: '0.2',
     VIGIL_HEARTBEAT_FILE: hb,
     VIGIL_HEARTBEAT_STALE_S: '1',
@@ -71,6 +73,8 @@ async function keeper(t: Teardown, settings: Record<string, string>, cmdline = '
   });
   return {
     hb,
+    /** The reason the keeper left for the agent's next start, if any. */
+    note: async () => readFile(note, 'utf8').catch(() => null),
     fed: async () => (await stat(wdt)).size,
     stderr: () => stderr,
     exited: () => child.exitCode !== null,
@@ -95,6 +99,7 @@ t.test('watchdog keeper: feeds while the agent beats, stops when the heartbeat g
   const afterStale = await k.fed();
   await sleep(800);
   t.equal(await k.fed(), afterStale, 'no longer fed once the heartbeat is stale');
+  t.match(await k.note(), /^no agent heartbeat for \d+s\n$/, 'and leaves its reason for the agent\'s next start');
 });
 
 t.test('watchdog keeper: the word "reset" in the heartbeat stops the feeding at once', async (t) => {

@@ -10,7 +10,7 @@
 //                    power_loss, unless the watchdog's bootstatus says it reset the card
 //   nothing stored → first_boot
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import type { RebootReason } from '@vigil/protocol';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
@@ -65,6 +65,8 @@ export interface RunStateOptions {
   uptimePath?: string;
   /** /sys/class/watchdog/watchdog0/bootstatus: non-zero when the watchdog reset the card. */
   watchdogBootstatusPath?: string;
+  /** Where the firmware's watchdog keeper leaves its reason when it lets the board reset. */
+  resetNotePath?: string;
 }
 
 export class RunState {
@@ -94,7 +96,8 @@ export class RunState {
     } else if (prev.bootId === bootId) {
       start = { lastReboot: prev.lastReboot, lastExit: lastExit(prev, false), rebooted: false };
     } else {
-      start = { lastReboot: this.#rebootReason(prev), lastExit: lastExit(prev, true), rebooted: true };
+      // The keeper's note speaks of the reset that ended the previous boot: read it once, always.
+      start = { lastReboot: this.#rebootReason(prev, this.#takeResetNote()), lastExit: lastExit(prev, true), rebooted: true };
     }
     this.#start = start;
     this.#current = { v: 1, bootId, lastReboot: start.lastReboot, marker: { state: 'running', detail: null, at: this.#o.clock.now() } };
@@ -139,7 +142,7 @@ export class RunState {
     this.#save();
   }
 
-  #rebootReason(prev: Stored): LastReboot {
+  #rebootReason(prev: Stored, note: string | null): LastReboot {
     const m = prev.marker;
     switch (m.state) {
       case 'reboot':
@@ -151,12 +154,26 @@ export class RunState {
       case 'running':
       case 'restart': {
         // The agent was up (or on its way back up): the device went down under it
+        if (note) return { reason: 'watchdog', detail: `the watchdog keeper reset the board: ${note}` };
         const status = this.#bootstatus();
         if (status) return { reason: 'watchdog', detail: `the watchdog reset the card (bootstatus ${status})` };
         return { reason: 'power_loss', detail: null };
       }
       default:
         return { reason: 'unknown', detail: `unknown marker ${String(m.state)}` };
+    }
+  }
+
+  /** The keeper's note (then removed: it speaks of this one reset), or null. */
+  #takeResetNote(): string | null {
+    const path = this.#o.resetNotePath;
+    if (!path) return null;
+    try {
+      const note = readFileSync(path, 'utf8').trim();
+      rmSync(path, { force: true });
+      return note || null;
+    } catch {
+      return null;
     }
   }
 

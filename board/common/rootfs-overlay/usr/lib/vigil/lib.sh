@@ -12,6 +12,7 @@ VIGIL_DATA_GROW=1
 VIGIL_WATCHDOG_DEVICE=/dev/watchdog
 VIGIL_WATCHDOG_FEED_S=5
 VIGIL_HEARTBEAT_FILE=/run/vigil/heartbeat
+VIGIL_RESET_NOTE=/data/vigil/watchdog-reset
 VIGIL_HEARTBEAT_STALE_S=180
 VIGIL_TRIAL_GRACE_S=900
 if [ -r "${VIGIL_DEFAULTS_FILE:-/etc/default/vigil}" ]; then
