@@ -20,6 +20,7 @@ import { CameraWorker } from './capture/camera-worker.js';
 import { AgentTree } from './agent-tree.js';
 import { SupervisorGaveUpError } from './supervise/supervisor.js';
 import { HealthMonitor } from './health/health-monitor.js';
+import { LIVENESS_GRACE_MS } from './health/checks.js';
 import { Escalation } from './health/escalation.js';
 import { Heartbeat } from './health/heartbeat.js';
 import { LoopMonitor } from './health/loop-monitor.js';
@@ -240,7 +241,13 @@ export class Agent {
       clock,
       log: log.child({ part: 'health' }),
       intervalMs: config.health.intervalMs,
-      limits: { ...config.health, maxUploadStepMs: 4 * config.requestTimeoutMs },
+      // Requests time out in real time, and timers run late in real time: on a drill's faster
+      // clock (clockScale) those allowances are that many times longer in clock time.
+      limits: {
+        ...config.health,
+        maxUploadStepMs: 4 * config.requestTimeoutMs * config.clockScale,
+        livenessGraceMs: LIVENESS_GRACE_MS * config.clockScale,
+      },
       parts: tree,
       queue: () => {
         const now = clock.now();

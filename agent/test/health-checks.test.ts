@@ -9,6 +9,7 @@ const LIMITS: CheckLimits = {
   cameraFailingIntervals: 3,
   maxUploadStepMs: 120_000,
   maxQueueAgeMs: 3_600_000,
+  livenessGraceMs: LIVENESS_GRACE_MS,
 };
 const MB = 1024 ** 2;
 

@@ -31,7 +31,7 @@ function setup(t: Test, o: { canReboot?: boolean } = {}) {
     clock,
     log: silentLogger(),
     intervalMs: INTERVAL,
-    limits: { maxLoopLagMs: 5_000, maxRssBytes: 500e6, maxIdleCpu: 0.8, minFreeDiskBytes: 0, cameraFailingIntervals: 3, maxUploadStepMs: 120_000, maxQueueAgeMs: 3_600_000 },
+    limits: { maxLoopLagMs: 5_000, maxRssBytes: 500e6, maxIdleCpu: 0.8, minFreeDiskBytes: 0, cameraFailingIntervals: 3, maxUploadStepMs: 120_000, maxQueueAgeMs: 3_600_000, livenessGraceMs: 60_000 },
     parts: { cameras: () => [], uploaders: () => [], failedParts: () => failed },
     queue: () => [{ camera: 'c1', variant: 'compressed', depth: 3, oldestAgeMs: 90_000 }],
     loop: { sample: () => ({ lagMaxMs: 12 }) },

@@ -66,9 +66,11 @@ export interface CheckLimits {
   maxUploadStepMs: number;
   /** A queued capture older than this is reported (the cloud alerts a growing backlog). */
   maxQueueAgeMs: number;
+  /** Slack for a late timer before an overdue tick or pass counts as a hang. */
+  livenessGraceMs: number;
 }
 
-/** Slack for a late timer before an overdue pass counts as a hang. */
+/** Slack for a late timer before an overdue pass counts as a hang (real time). */
 export const LIVENESS_GRACE_MS = 60_000;
 /** A camera worker ticks every interval; this many missed in a row is a hang. */
 export const MISSED_TICKS = 3;
@@ -98,11 +100,11 @@ export function checkCameras(cur: Snapshot, ticks: TickMemory, limits: CheckLimi
     if (!c.alive) continue;
     const part = `camera:${c.id}`;
     const still = cur.at - (ticks.get(c.id)?.since ?? cur.at);
-    if (still > MISSED_TICKS * c.intervalMs + LIVENESS_GRACE_MS) {
+    if (still > MISSED_TICKS * c.intervalMs + limits.livenessGraceMs) {
       out.push({ check: 'camera_worker', part, reason: `camera ${c.id}: no tick for ${s(still)} (every ${s(c.intervalMs)} expected)`, remedy: 'restart_agent' });
       continue;
     }
-    if (c.inFlightSince !== null && cur.at - c.inFlightSince > c.captureTimeoutMs + MISSED_TICKS * c.intervalMs + LIVENESS_GRACE_MS) {
+    if (c.inFlightSince !== null && cur.at - c.inFlightSince > c.captureTimeoutMs + MISSED_TICKS * c.intervalMs + limits.livenessGraceMs) {
       out.push({ check: 'camera_worker', part, reason: `camera ${c.id}: one capture running for ${s(cur.at - c.inFlightSince)} despite its ${s(c.captureTimeoutMs)} timeout`, remedy: 'restart_agent' });
       continue;
     }
@@ -120,9 +122,9 @@ export function checkUploaders(cur: Snapshot, limits: CheckLimits): Finding[] {
   for (const u of cur.uploaders) {
     if (!u.alive) continue;
     const part = `uploader:${u.camera}/${u.variant}`;
-    if (u.stepStartedAt !== null && cur.at - u.stepStartedAt > limits.maxUploadStepMs + LIVENESS_GRACE_MS) {
+    if (u.stepStartedAt !== null && cur.at - u.stepStartedAt > limits.maxUploadStepMs + limits.livenessGraceMs) {
       out.push({ check: 'uploader', part, reason: `uploader ${u.camera}/${u.variant}: one pass running for ${s(cur.at - u.stepStartedAt)}`, remedy: 'restart_agent' });
-    } else if (u.nextStepAt !== null && cur.at - u.nextStepAt > LIVENESS_GRACE_MS) {
+    } else if (u.nextStepAt !== null && cur.at - u.nextStepAt > limits.livenessGraceMs) {
       out.push({ check: 'uploader', part, reason: `uploader ${u.camera}/${u.variant}: its next pass is ${s(cur.at - u.nextStepAt)} overdue`, remedy: 'restart_agent' });
     }
   }
