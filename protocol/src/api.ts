@@ -172,3 +172,38 @@ export interface HeartbeatRequest {
 export interface HeartbeatResponse {
   receivedAt: number;
 }
+
+/** How the agent reads a camera: its RTSP stream, or the ONVIF snapshot URI. */
+export const CAPTURE_PATHS = ['rtsp', 'snapshot'] as const;
+export type CapturePath = (typeof CAPTURE_PATHS)[number];
+
+/** One camera in the agent's inventory. */
+export interface CameraInventoryItem {
+  /** The agent's stable camera key (as in uploads): from the MAC or serial, never the IP. */
+  camera: string;
+  name: string;
+  /** 'onvif': found by discovery; 'config': typed into the agent's config. */
+  source: 'onvif' | 'config';
+  manufacturer: string | null;
+  model: string | null;
+  firmware: string | null;
+  serial: string | null;
+  mac: string | null;
+  /** Where it was last seen (host or host:port). */
+  address: string | null;
+  capturePath: CapturePath;
+  /** false once discovery stopped finding it (its worker is stopped, its record kept). */
+  present: boolean;
+  /** A per-camera problem in words ("ONVIF_AUTH_FAILED: wrong password"), or null. */
+  lastError: string | null;
+  /** Epoch ms. */
+  lastSeenAt: number | null;
+}
+
+/** PUT /v1/cameras/inventory — the agent's whole camera list, sent when it changes. */
+export interface CameraInventoryRequest {
+  cameras: CameraInventoryItem[];
+}
+export interface CameraInventoryResponse {
+  receivedAt: number;
+}
