@@ -1,7 +1,9 @@
 #!/bin/sh
-# Makes sure the Debian packages Vigil needs are present: ffmpeg (capture) and
-# gst-rtsp-server with its Python bindings (the RTSP test camera). Installs them when run as
-# root, otherwise stops with the list of what is missing.
+# Makes sure the Debian packages Vigil needs are present: ffmpeg (capture),
+# gst-rtsp-server with its Python bindings (the RTSP test camera), and the ONVIF peers the
+# camera simulator is proven against (test/onvif-sim): onvif-util (package onvif-tools, an
+# independent ONVIF client) and wsdd (a foreign WS-Discovery responder). Installs them when run
+# as root, otherwise stops with the list of what is missing.
 set -eu
 # shellcheck source=/dev/null # scripts/lib/debian-packages.sh, checked on its own
 . "$(dirname "$0")/lib/debian-packages.sh"
@@ -14,6 +16,14 @@ if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0');
   missing="$missing gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly"
 fi
 command -v nc >/dev/null 2>&1 || missing="$missing netcat-openbsd"
+command -v onvif-util >/dev/null 2>&1 || missing="$missing onvif-tools"
+command -v ip >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+if ! command -v wsdd >/dev/null 2>&1 && ! PATH="$PATH:/usr/sbin" command -v wsdd >/dev/null 2>&1; then
+  missing="$missing wsdd"
+  # wsdd's package enables its service, which would announce this host on the real LAN: mask
+  # it first (install_missing also keeps services from starting while it installs).
+  [ "$(id -u)" -ne 0 ] || mask_service wsdd.service
+fi
 
 # shellcheck disable=SC2086 # the list is meant to split into words
 install_missing setup $missing
