@@ -3,7 +3,7 @@
 //
 //   agent (root)
 //   ├── auth                         DeviceAuth
-//   ├── cameras                      one child per camera (dynamic)
+//   ├── cameras                      one child per camera, added as cameras are found
 //   │   └── camera:<id>              budget `supervision.camera` (25/60 s)
 //   │       ├── capture              CameraWorker (transient)
 //   │       └── uploads              budget `supervision.variants` (50/60 s)
@@ -13,7 +13,7 @@
 //   └── heartbeat                    Heartbeat
 //
 // The WatchdogFeeder runs beside the tree (agent.ts): it starts first and stops last.
-import type { Variant } from '@vigil/protocol';
+import { VARIANTS, type Variant } from '@vigil/protocol';
 import type { AgentConfig } from './config.js';
 import type { Clock } from './lib/clock.js';
 import type { Logger } from './lib/logger.js';
@@ -24,10 +24,18 @@ import type { Uploader } from './upload/uploader.js';
 import type { CameraSnapshot, UploaderSnapshot } from './health/checks.js';
 import type { PartsView } from './health/health-monitor.js';
 
+/** A camera's capture worker, as the tree runs it and the health checks read it. */
+export interface CaptureEntry {
+  worker: CameraWorker;
+  name: string;
+  intervalMs: number;
+  captureTimeoutMs: number;
+}
+
 export interface TreeParts {
   auth: Service;
-  workers: { worker: CameraWorker; name: string; intervalMs: number; captureTimeoutMs: number }[];
-  uploaders: Uploader[];
+  /** Makes the uploader of one (camera, variant); called when a camera's node is created. */
+  uploader: (camera: string, variant: Variant) => Uploader;
   /** Tests wrap an uploader here to inject a fault; the agent passes the uploader itself. */
   uploaderService?: (u: Uploader) => Service;
 }
@@ -35,33 +43,58 @@ export interface TreeParts {
 export class AgentTree implements PartsView {
   readonly root: Supervisor;
   readonly #supervisors = new Map<string, Supervisor>();
-  readonly #workers: TreeParts['workers'];
-  readonly #uploaders: Uploader[];
+  readonly #captures = new Map<string, CaptureEntry>();
+  readonly #uploaders: Uploader[] = [];
+  readonly #parts: TreeParts;
 
   constructor(
     private readonly o: { config: AgentConfig; clock: Clock; log: Logger; onEvent?: (e: SupervisorEvent) => void },
     parts: TreeParts,
   ) {
-    const { supervision } = o.config;
-    this.#workers = parts.workers;
-    this.#uploaders = parts.uploaders;
-    this.root = this.supervisor('', 'agent', supervision.agent);
+    this.#parts = parts;
+    this.root = this.supervisor('', 'agent', o.config.supervision.agent);
     this.root.add({ id: 'auth', restart: 'permanent', service: parts.auth });
-    const cameras = this.supervisor('cameras', 'cameras', supervision.camera);
+    const cameras = this.supervisor('cameras', 'cameras', o.config.supervision.camera);
     this.root.add({ id: 'cameras', restart: 'permanent', service: cameras });
+  }
 
-    // A camera removed from the config still has a node: its uploaders drain its backlog.
-    const ids = new Set([...parts.workers.map((w) => w.worker.status().camera), ...parts.uploaders.map((u) => u.camera)]);
-    for (const id of ids) {
-      const camera = this.supervisor(`cameras/camera:${id}`, `camera:${id}`, supervision.camera);
-      const worker = parts.workers.find((w) => w.worker.status().camera === id);
-      if (worker) camera.add({ id: 'capture', restart: 'transient', service: worker.worker });
-      const uploads = this.supervisor(`cameras/camera:${id}/uploads`, `uploads:${id}`, supervision.variants);
-      for (const u of parts.uploaders.filter((x) => x.camera === id)) {
-        uploads.add({ id: u.variant, restart: 'permanent', service: parts.uploaderService?.(u) ?? u });
-      }
-      camera.add({ id: 'uploads', restart: 'permanent', service: uploads });
-      cameras.add({ id: `camera:${id}`, restart: 'permanent', service: camera });
+  /** Camera keys with a node (a capture worker, or only uploads draining a backlog). */
+  cameraKeys(): string[] {
+    return [...this.#supervisors.keys()].filter((p) => /^cameras\/camera:[^/]+$/.test(p)).map((p) => p.slice('cameras/camera:'.length));
+  }
+
+  /**
+   * The node of one camera, made once: its uploads subtree runs from then on, so a camera
+   * that stops being captured (removed, lost) still drains its backlog.
+   */
+  addCamera(key: string): void {
+    if (this.#supervisors.has(`cameras/camera:${key}`)) return;
+    const { supervision } = this.o.config;
+    const camera = this.supervisor(`cameras/camera:${key}`, `camera:${key}`, supervision.camera);
+    const uploads = this.supervisor(`cameras/camera:${key}/uploads`, `uploads:${key}`, supervision.variants);
+    for (const variant of VARIANTS) {
+      const u = this.#parts.uploader(key, variant);
+      this.#uploaders.push(u);
+      uploads.add({ id: variant, restart: 'permanent', service: this.#parts.uploaderService?.(u) ?? u });
+    }
+    camera.add({ id: 'uploads', restart: 'permanent', service: uploads });
+    this.#supervisors.get('cameras')!.add({ id: `camera:${key}`, restart: 'permanent', service: camera });
+  }
+
+  /**
+   * Starts, replaces or (with null) stops a camera's capture worker. A replaced worker is
+   * stopped first, so two never capture one camera; stopping is a normal stop, not a crash.
+   */
+  async setCapture(key: string, entry: CaptureEntry | null): Promise<void> {
+    this.addCamera(key);
+    const node = this.#supervisors.get(`cameras/camera:${key}`)!;
+    if (this.#captures.has(key)) {
+      await node.remove('capture');
+      this.#captures.delete(key);
+    }
+    if (entry) {
+      this.#captures.set(key, entry);
+      node.add({ id: 'capture', restart: 'transient', service: entry.worker });
     }
   }
 
@@ -110,7 +143,7 @@ export class AgentTree implements PartsView {
   cameras(): CameraSnapshot[] {
     const nodes = this.nodes();
     const { clock } = this.o;
-    return this.#workers.map(({ worker, name, intervalMs, captureTimeoutMs }) => {
+    return [...this.#captures.values()].map(({ worker, name, intervalMs, captureTimeoutMs }) => {
       const s = worker.status();
       const failures = Object.values(s.failures).reduce((a, b) => a + b, 0) + Object.values(s.sinkFailures).reduce((a, b) => a + b, 0);
       return {

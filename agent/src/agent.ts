@@ -1,6 +1,4 @@
-import { join } from 'node:path';
-import { VARIANTS } from '@vigil/protocol';
-import { paths, type AgentConfig } from './config.js';
+import { paths, type AgentConfig, type CameraConfig } from './config.js';
 import { Bus } from './lib/bus.js';
 import type { Clock } from './lib/clock.js';
 import type { Logger } from './lib/logger.js';
@@ -16,8 +14,8 @@ import { TokenVault } from './auth/token-vault.js';
 import { DeviceAuth } from './auth/device-auth.js';
 import { deriveTokenKey, hardwareId, loadOrCreateSecret, readHardwareSerial, SERIAL_SOURCES } from './auth/device-identity.js';
 import { Uploader } from './upload/uploader.js';
-import { CameraWorker } from './capture/camera-worker.js';
 import { AgentTree } from './agent-tree.js';
+import { CameraManager, type CameraSpec } from './cameras/camera-manager.js';
 import { SupervisorGaveUpError } from './supervise/supervisor.js';
 import { HealthMonitor } from './health/health-monitor.js';
 import { LIVENESS_GRACE_MS } from './health/checks.js';
@@ -83,8 +81,7 @@ export class Agent {
   readonly client: CloudClient;
   readonly auth: DeviceAuth;
   readonly outbox: Outbox;
-  readonly workers: CameraWorker[];
-  readonly uploaders: Uploader[] = [];
+  cameras: CameraManager | undefined;
   readonly runState: RunState;
   readonly escalation: Escalation;
   readonly loop = new LoopMonitor();
@@ -134,27 +131,6 @@ export class Agent {
       log: log.child({ part: 'outbox' }),
       ffmpegPath: config.ffmpegPath,
     });
-    this.workers = config.cameras.map(
-      (cam) =>
-        new CameraWorker({
-          camera: {
-            id: cam.id,
-            name: cam.name ?? cam.id,
-            url: cam.url,
-            transport: cam.transport,
-            username: cam.username,
-            password: cam.password,
-            intervalMs: cam.intervalMs ?? config.captureIntervalMs,
-            captureTimeoutMs: cam.captureTimeoutMs ?? config.captureTimeoutMs,
-          },
-          clock,
-          log: log.child({ camera: cam.id }),
-          workDir: join(this.outbox.workDir, cam.id),
-          sink: this.outbox.accept,
-          ffmpegPath: config.ffmpegPath,
-          rtspTimeoutMs: config.rtspTimeoutMs,
-        }),
-    );
     const sys = config.system;
     this.runState = new RunState({
       kv: parts.kv,
@@ -188,55 +164,33 @@ export class Agent {
     });
   }
 
-  /** One uploader per (camera, variant); cameras removed from the config still drain their backlog. */
-  private buildUploaders(): void {
-    const { config, parts, clock, log } = this;
+  private buildTree(): AgentTree {
+    const { config, clock, log } = this;
+    const { queue, counters } = this.parts;
     const policy = {
       activePollMs: config.activePollMs,
       idlePollMs: config.idlePollMs,
       maxAttempts: config.maxAttempts,
       maxAgeMs: config.maxAgeMs,
     };
-    const cameras = new Set([...config.cameras.map((c) => c.id), ...parts.queue.depth().map((d) => d.camera)]);
-    for (const camera of cameras) {
-      for (const variant of VARIANTS) {
-        this.uploaders.push(
-          new Uploader({
-            camera,
-            variant,
-            queue: parts.queue,
-            counters: parts.counters,
-            client: this.client,
-            bus: this.bus,
-            clock,
-            log: log.child({ camera, variant }),
-            policy,
-          }),
-        );
-      }
-    }
-  }
-
-  private buildTree(): AgentTree {
-    const { config, clock, log } = this;
     const tree = new AgentTree(
       { config, clock, log },
       {
         auth: this.auth,
-        workers: this.workers.map((worker, i) => {
-          const cam = config.cameras[i]!;
-          return {
-            worker,
-            name: cam.name ?? cam.id,
-            intervalMs: cam.intervalMs ?? config.captureIntervalMs,
-            captureTimeoutMs: cam.captureTimeoutMs ?? config.captureTimeoutMs,
-          };
-        }),
-        uploaders: this.uploaders,
+        uploader: (camera, variant) =>
+          new Uploader({ camera, variant, queue, counters, client: this.client, bus: this.bus, clock, log: log.child({ camera, variant }), policy }),
         ...(this.extras.uploaderService ? { uploaderService: this.extras.uploaderService } : {}),
       },
     );
-    const { queue, counters } = this.parts;
+    this.cameras = new CameraManager({
+      tree,
+      clock,
+      log,
+      workDir: this.outbox.workDir,
+      sink: this.outbox.accept,
+      ffmpegPath: config.ffmpegPath,
+      rtspTimeoutMs: config.rtspTimeoutMs,
+    });
     this.health = new HealthMonitor({
       clock,
       log: log.child({ part: 'health' }),
@@ -316,10 +270,12 @@ export class Agent {
     this.#start = this.runState.begin();
     this.#firmware = await readFirmwareInfo(this.config.system);
     const r = await this.outbox.reconcile();
-    this.buildUploaders();
     const tree = (this.tree = this.buildTree());
+    // A camera with a backlog gets its uploads even if nothing captures it any more.
+    for (const d of this.parts.queue.depth()) tree.addCamera(d.camera);
+    for (const cam of this.config.cameras) await this.cameras!.set(cam.id, configuredCamera(this.config, cam));
     this.log.info(
-      { ...r, cameras: this.workers.length, lastReboot: this.#start.lastReboot, lastExit: this.#start.lastExit, firmware: this.#firmware, verdict: this.escalation.verdict() },
+      { ...r, cameras: this.config.cameras.length, lastReboot: this.#start.lastReboot, lastExit: this.#start.lastExit, firmware: this.#firmware, verdict: this.escalation.verdict() },
       'agent started',
     );
     const stop = AbortSignal.any([signal, this.#stop.signal]);
@@ -353,4 +309,20 @@ export class Agent {
   close(): void {
     this.parts.db.close();
   }
+}
+
+/** A camera typed into the config: captured as configured, never touched by discovery. */
+export function configuredCamera(config: AgentConfig, cam: CameraConfig): CameraSpec {
+  return {
+    key: cam.id,
+    name: cam.name ?? cam.id,
+    rtspUrl: cam.url ?? null,
+    snapshotUrl: cam.snapshotUrl ?? null,
+    username: cam.username,
+    password: cam.password,
+    transport: cam.transport,
+    intervalMs: cam.intervalMs ?? config.captureIntervalMs,
+    captureTimeoutMs: cam.captureTimeoutMs ?? config.captureTimeoutMs,
+    capturePath: cam.capturePath,
+  };
 }

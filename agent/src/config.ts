@@ -68,7 +68,15 @@ const CameraSchema = z.object({
   name: z.string().min(1).optional(),
   url: z
     .string()
-    .refine((u) => URL.canParse(u) && /^rtsps?:$/.test(new URL(u).protocol), 'must be an rtsp:// or rtsps:// URL'),
+    .refine((u) => URL.canParse(u) && /^rtsps?:$/.test(new URL(u).protocol), 'must be an rtsp:// or rtsps:// URL')
+    .optional(),
+  /** The camera's snapshot URI (HTTP, Digest or Basic auth): a fallback, or the only path. */
+  snapshotUrl: z
+    .string()
+    .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'must be an http:// or https:// URL')
+    .optional(),
+  /** auto: RTSP, the snapshot URI after repeated RTSP failures, RTSP again once it works. */
+  capturePath: z.enum(['auto', 'rtsp', 'snapshot']).default('auto'),
   transport: z.enum(['tcp', 'udp']).default('tcp'),
   username: z.string().optional(),
   password: z.string().optional(),
@@ -126,6 +134,11 @@ const ConfigSchema = z
     c.cameras.forEach((cam, i) => {
       if (seen.has(cam.id)) ctx.addIssue({ code: 'custom', path: ['cameras', i, 'id'], message: `duplicate camera id "${cam.id}"` });
       seen.add(cam.id);
+      if (!cam.url && !cam.snapshotUrl) ctx.addIssue({ code: 'custom', path: ['cameras', i, 'url'], message: 'a camera needs url (RTSP) or snapshotUrl' });
+      if (cam.capturePath === 'rtsp' && !cam.url) ctx.addIssue({ code: 'custom', path: ['cameras', i, 'url'], message: 'capturePath "rtsp" needs url' });
+      if (cam.capturePath === 'snapshot' && !cam.snapshotUrl) {
+        ctx.addIssue({ code: 'custom', path: ['cameras', i, 'snapshotUrl'], message: 'capturePath "snapshot" needs snapshotUrl' });
+      }
     });
   });
 
