@@ -15,7 +15,9 @@ import { DeviceAuth } from './auth/device-auth.js';
 import { deriveTokenKey, hardwareId, loadOrCreateSecret, readHardwareSerial, SERIAL_SOURCES } from './auth/device-identity.js';
 import { Uploader } from './upload/uploader.js';
 import { AgentTree } from './agent-tree.js';
-import { CameraManager, type CameraSpec } from './cameras/camera-manager.js';
+import { CameraManager, inventoryItem, type CameraSpec } from './cameras/camera-manager.js';
+import { InventoryReporter } from './cameras/inventory.js';
+import type { CameraRecord } from './cameras/types.js';
 import { SupervisorGaveUpError } from './supervise/supervisor.js';
 import { HealthMonitor } from './health/health-monitor.js';
 import { LIVENESS_GRACE_MS } from './health/checks.js';
@@ -82,6 +84,8 @@ export class Agent {
   readonly auth: DeviceAuth;
   readonly outbox: Outbox;
   cameras: CameraManager | undefined;
+  inventory: InventoryReporter | undefined;
+  readonly #startedAt: number;
   readonly runState: RunState;
   readonly escalation: Escalation;
   readonly loop = new LoopMonitor();
@@ -104,6 +108,7 @@ export class Agent {
     readonly extras: AgentExtras = {},
   ) {
     const { queue, counters, vault } = parts;
+    this.#startedAt = clock.now();
     this.client = new CloudClient({
       baseUrl: config.cloudUrl,
       token: () => this.auth.token(),
@@ -235,9 +240,30 @@ export class Agent {
         logs: (n) => this.extras.ring?.recent(n) ?? [],
       },
     });
+    this.inventory = new InventoryReporter({
+      client: this.client,
+      clock,
+      log: log.child({ part: 'inventory' }),
+      items: () => this.cameraRecords().map((r) => this.inventoryLine(r)),
+    });
     tree.add('health', this.health);
     tree.add('heartbeat', this.heartbeat);
+    tree.add('inventory', this.inventory);
     return tree;
+  }
+
+  /** Every camera the agent knows: configured ones (discovered ones join them). */
+  cameraRecords(): CameraRecord[] {
+    return this.config.cameras.map((cam) => configuredRecord(cam, this.#startedAt));
+  }
+
+  /** A camera's inventory line; a capture problem shows while the camera is failing. */
+  private inventoryLine(r: CameraRecord) {
+    const item = inventoryItem(r, this.cameras?.path(r.key) ?? null);
+    const health = this.health?.latest()?.cameras.find((c) => c.camera === r.key);
+    if (item.lastError === null && health && health.state !== 'ok') item.lastError = health.lastError;
+    if (health?.lastCaptureAt) item.lastSeenAt = health.lastCaptureAt;
+    return item;
   }
 
   /** Escalation step 2: stop everything and exit with EXIT_RESTART; init starts the agent again. */
@@ -324,5 +350,28 @@ export function configuredCamera(config: AgentConfig, cam: CameraConfig): Camera
     intervalMs: cam.intervalMs ?? config.captureIntervalMs,
     captureTimeoutMs: cam.captureTimeoutMs ?? config.captureTimeoutMs,
     capturePath: cam.capturePath,
+  };
+}
+
+/** The record of a configured camera: what the config says, nothing discovered. */
+function configuredRecord(cam: CameraConfig, since: number): CameraRecord {
+  const url = cam.url ?? cam.snapshotUrl!;
+  return {
+    key: cam.id,
+    source: 'config',
+    name: cam.name ?? cam.id,
+    manufacturer: null,
+    model: null,
+    firmware: null,
+    serial: null,
+    mac: null,
+    address: new URL(url).host,
+    xaddr: null,
+    streamUri: cam.url ?? null,
+    snapshotUri: cam.snapshotUrl ?? null,
+    present: true,
+    firstSeenAt: since,
+    lastSeenAt: since,
+    lastError: null,
   };
 }

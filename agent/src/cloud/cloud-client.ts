@@ -58,7 +58,7 @@ export class CloudClient {
   }
 
   /** JSON request to the cloud's API; resolves with the parsed body of a 2xx answer. */
-  async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, opts: { signal?: AbortSignal; auth?: boolean } = {}): Promise<T> {
+  async call<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown, opts: { signal?: AbortSignal; auth?: boolean } = {}): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (opts.auth !== false) {
       const token = this.o.token();
