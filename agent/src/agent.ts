@@ -1,4 +1,4 @@
-import { paths, type AgentConfig, type CameraConfig } from './config.js';
+import { paths, type AgentConfig } from './config.js';
 import { Bus } from './lib/bus.js';
 import type { Clock } from './lib/clock.js';
 import type { Logger } from './lib/logger.js';
@@ -15,7 +15,8 @@ import { DeviceAuth } from './auth/device-auth.js';
 import { deriveTokenKey, hardwareId, loadOrCreateSecret, readHardwareSerial, SERIAL_SOURCES } from './auth/device-identity.js';
 import { Uploader } from './upload/uploader.js';
 import { AgentTree } from './agent-tree.js';
-import { CameraManager, inventoryItem, type CameraSpec } from './cameras/camera-manager.js';
+import { CameraManager, inventoryItem } from './cameras/camera-manager.js';
+import { configuredCamera, configuredRecord } from './cameras/configured.js';
 import { InventoryReporter } from './cameras/inventory.js';
 import type { CameraRecord } from './cameras/types.js';
 import { SupervisorGaveUpError } from './supervise/supervisor.js';
@@ -337,41 +338,3 @@ export class Agent {
   }
 }
 
-/** A camera typed into the config: captured as configured, never touched by discovery. */
-export function configuredCamera(config: AgentConfig, cam: CameraConfig): CameraSpec {
-  return {
-    key: cam.id,
-    name: cam.name ?? cam.id,
-    rtspUrl: cam.url ?? null,
-    snapshotUrl: cam.snapshotUrl ?? null,
-    username: cam.username,
-    password: cam.password,
-    transport: cam.transport,
-    intervalMs: cam.intervalMs ?? config.captureIntervalMs,
-    captureTimeoutMs: cam.captureTimeoutMs ?? config.captureTimeoutMs,
-    capturePath: cam.capturePath,
-  };
-}
-
-/** The record of a configured camera: what the config says, nothing discovered. */
-function configuredRecord(cam: CameraConfig, since: number): CameraRecord {
-  const url = cam.url ?? cam.snapshotUrl!;
-  return {
-    key: cam.id,
-    source: 'config',
-    name: cam.name ?? cam.id,
-    manufacturer: null,
-    model: null,
-    firmware: null,
-    serial: null,
-    mac: null,
-    address: new URL(url).host,
-    xaddr: null,
-    streamUri: cam.url ?? null,
-    snapshotUri: cam.snapshotUrl ?? null,
-    present: true,
-    firstSeenAt: since,
-    lastSeenAt: since,
-    lastError: null,
-  };
-}
