@@ -1,6 +1,15 @@
 import t from 'tap';
-import type { FleetDevice, QueueSample } from '../src/store/fleet-types.js';
-import { backlogDecision, duration, growingVariants, nextFrozenRun, silentDecision, type FleetThresholds } from '../src/fleet/rules.js';
+import type { CameraWatch, FleetDevice, QueueSample } from '../src/store/fleet-types.js';
+import type { CameraInventory } from '../src/store/inventory-types.js';
+import {
+  backlogDecision,
+  cameraOfflineDecision,
+  duration,
+  growingVariants,
+  nextFrozenRun,
+  silentDecision,
+  type FleetThresholds,
+} from '../src/fleet/rules.js';
 
 // Unit tests of the pure rules (no cloud, no clock): the edge cases the integration tests
 // would need many minutes of fake time for.
@@ -50,6 +59,7 @@ const device = (o: Partial<FleetDevice['device']> = {}): FleetDevice['device'] =
   claimedAt: 0,
   lastSeenAt: null,
   revokedAt: null,
+  inventoryReceivedAt: null,
   ...o,
 });
 
@@ -75,6 +85,63 @@ t.test('nextFrozenRun: within the distance of the first frame extends the run; l
   t.same(nextFrozenRun(run, { capturedAt: 3, dhash: far }, 16), { refDhash: far, count: 1, lastCapturedAt: 3 }, 'a different frame starts over');
   t.same(nextFrozenRun(run, { capturedAt: 3, dhash: far }, 32), { refDhash: a, count: 3, lastCapturedAt: 3 }, 'unless the threshold allows it');
   t.same(nextFrozenRun(run, { capturedAt: 3, dhash: 'ab' }, 4096), { refDhash: 'ab', count: 1, lastCapturedAt: 3 }, 'another hash length is another picture');
+});
+
+const inventory = (o: Partial<CameraInventory> = {}): CameraInventory => ({
+  name: 'Till',
+  source: 'onvif',
+  manufacturer: 'Axis',
+  model: 'M3106',
+  firmware: null,
+  serial: null,
+  mac: null,
+  address: '10.0.0.7',
+  capturePath: 'rtsp',
+  present: true,
+  lastError: null,
+  lastSeenAt: 1_000,
+  listed: true,
+  receivedAt: 1_000,
+  unlistedAt: null,
+  ...o,
+});
+const watched = (o: Partial<CameraWatch> = {}): CameraWatch => ({
+  cameraId: 'cam_1',
+  deviceId: 'dev_1',
+  key: 'cam-till',
+  name: 'Till',
+  createdAt: 0,
+  reported: null,
+  inventory: null,
+  lastFrameAt: 10_000,
+  frozen: { refDhash: null, count: 0, lastCapturedAt: null },
+  ...o,
+});
+const reported = (state: 'ok' | 'failing' | 'stopped') => ({ state, name: 'Till', lastError: null, lastCaptureAt: null, failures: 0 });
+
+t.test('cameraOfflineDecision: a camera the inventory lists as not found is offline, whatever the last heartbeat said', async (t) => {
+  const missing = inventory({ present: false, lastError: 'ONVIF_UNREACHABLE: no answer' });
+  t.match(cameraOfflineDecision('pi', watched({ inventory: missing }), 20_000, 0, T), {
+    action: 'open',
+    kind: 'camera_offline',
+    cameraId: 'cam_1',
+    title: 'Camera Till on pi is missing: the device no longer finds it (last seen at 10.0.0.7)',
+    detail: { reason: 'missing', lastSeenAt: 1_000, address: '10.0.0.7', lastError: 'ONVIF_UNREACHABLE: no answer', state: null },
+  });
+  t.match(
+    cameraOfflineDecision('pi', watched({ inventory: missing, reported: reported('stopped') }), 20_000, 0, T),
+    { action: 'open', detail: { reason: 'missing', state: 'stopped' } },
+    'missing says more than stopped',
+  );
+  t.match(
+    cameraOfflineDecision('pi', watched({ inventory: missing, reported: reported('ok') }), 20_000, 0, T),
+    { action: 'open', detail: { reason: 'missing', state: 'ok' } },
+    'a heartbeat sent before discovery lost it',
+  );
+  t.match(cameraOfflineDecision('pi', watched({ inventory: inventory(), reported: reported('ok') }), 20_000, 0, T), { action: 'close' }, 'found again');
+  t.equal(cameraOfflineDecision('pi', watched({ inventory: { ...missing, listed: false, unlistedAt: 5_000 } }), 20_000, 0, T), null, 'dropped from the inventory: left alone');
+  t.equal(cameraOfflineDecision('pi', watched({ inventory: inventory() }), 20_000, 0, T), null, 'present, not in the heartbeat: left alone');
+  t.equal(cameraOfflineDecision('pi', watched(), 20_000, 0, T), null, 'in neither: left alone');
 });
 
 t.test('duration', async (t) => {

@@ -4,6 +4,8 @@ import {
   dhash,
   DHASH_HEIGHT,
   DHASH_WIDTH,
+  type CameraInventoryItem,
+  type CameraInventoryResponse,
   type ClaimResponse,
   type ErrorBody,
   type HeartbeatRequest,
@@ -240,6 +242,31 @@ export function heartbeatBody(o: Partial<HeartbeatRequest> = {}): HeartbeatReque
 /** POST /v1/heartbeat; the body is a HeartbeatResponse, or an ErrorBody when refused. */
 export async function sendHeartbeat(cloud: RunningCloud, token: string, body: unknown = heartbeatBody()): Promise<Res<HeartbeatResponse & Partial<ErrorBody>>> {
   return http(cloud.url, 'POST', '/v1/heartbeat', { token, json: body });
+}
+
+/** One camera of an inventory: "cam-a", found by ONVIF and present, patched by `o`. */
+export function inventoryItem(o: Partial<CameraInventoryItem> = {}): CameraInventoryItem {
+  return {
+    camera: 'cam-a',
+    name: 'Front door',
+    source: 'onvif',
+    manufacturer: 'Axis',
+    model: 'M3106-L Mk II',
+    firmware: '10.12.1',
+    serial: 'ACCC8E123456',
+    mac: 'ac:cc:8e:12:34:56',
+    address: '192.168.1.20',
+    capturePath: 'rtsp',
+    present: true,
+    lastError: null,
+    lastSeenAt: 1_700_000_000_000,
+    ...o,
+  };
+}
+
+/** PUT /v1/cameras/inventory; the body is a CameraInventoryResponse, or an ErrorBody when refused. */
+export async function sendInventory(cloud: RunningCloud, token: string, body: unknown): Promise<Res<CameraInventoryResponse & Partial<ErrorBody>>> {
+  return http(cloud.url, 'PUT', '/v1/cameras/inventory', { token, json: body });
 }
 
 /** Alerts as the admin API lists them (state: open | closed | all). */

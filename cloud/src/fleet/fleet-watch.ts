@@ -48,6 +48,7 @@ const FLEET_KINDS: ReadonlySet<string> = new Set(FLEET_ALERT_KINDS);
  * Watches the fleet and keeps its alerts in step with what devices report:
  * - on each heartbeat, that device's alerts (silence over, needs_human, backlog, cameras);
  * - on each new frame, that camera's frozen run (and an offline camera coming back);
+ * - on each camera inventory, that device's cameras (one it stopped finding is offline);
  * - every sweep interval, what only time reveals: silent devices, cameras without frames, and
  *   revoked devices (whose open alerts close: nobody can act on them, and a re-claim starts
  *   afresh).
@@ -96,6 +97,25 @@ export class FleetWatch {
         ...cameras.map((c) => cameraOfflineDecision(fd.device.name, c, now, this.#watchingSince, t)),
       ];
       await this.#apply(fd.device, decisions, open);
+    });
+  }
+
+  /** After a camera inventory was stored: a camera the device stopped finding is offline at once. */
+  onInventory(deviceId: string): Promise<void> {
+    return this.#serial.run(async () => {
+      const fd = await this.#device(deviceId);
+      if (!fd) return;
+      const { store } = this.#o;
+      const t = this.#o.thresholds;
+      const now = this.#o.clock.now();
+      // As in the sweep: a silent device's camera states are stale, so its cameras are left be.
+      if (silentDecision(fd, now, this.#watchingSince, t).action === 'open') return;
+      const [open, cameras] = await Promise.all([store.alerts.openAlerts(deviceId), store.fleet.cameraWatch(deviceId)]);
+      await this.#apply(
+        fd.device,
+        cameras.map((c) => cameraOfflineDecision(fd.device.name, c, now, this.#watchingSince, t)),
+        open,
+      );
     });
   }
 

@@ -108,14 +108,31 @@ export function backlogDecision(deviceName: string, samples: readonly QueueSampl
 }
 
 /**
- * camera_offline, for a camera the device's latest heartbeat lists: the device reports it not
- * ok, or no frame of it has arrived for longer than the threshold (counted at the latest from
- * `watchingSince`). A camera the device no longer lists is left alone (null).
+ * camera_offline: the device's inventory still lists the camera but says discovery no longer
+ * finds it (present: false; the agent then stops its worker, so a heartbeat's "ok" for it can
+ * only be older news); or, for a camera the device's latest heartbeat lists, the device reports
+ * it not ok, or no frame of it has arrived for longer than the threshold (counted at the latest
+ * from `watchingSince`). A camera the device lists in neither is left alone (null).
  */
 export function cameraOfflineDecision(deviceName: string, cam: CameraWatch, now: number, watchingSince: number, t: FleetThresholds): Decision | null {
-  if (cam.reported === null) return null;
   const base = { kind: 'camera_offline', cameraId: cam.cameraId } as const;
   const label = cameraLabel(cam);
+  const inv = cam.inventory;
+  if (inv !== null && inv.listed && !inv.present) {
+    return {
+      ...base,
+      action: 'open',
+      title: `Camera ${label} on ${deviceName} is missing: the device no longer finds it${inv.address ? ` (last seen at ${inv.address})` : ''}`,
+      detail: {
+        reason: 'missing',
+        lastSeenAt: inv.lastSeenAt,
+        address: inv.address,
+        lastError: inv.lastError,
+        state: cam.reported?.state ?? null,
+      },
+    };
+  }
+  if (cam.reported === null) return null;
   if (cam.reported.state !== 'ok') {
     const { state, lastError, lastCaptureAt, failures } = cam.reported;
     return {

@@ -7,6 +7,7 @@ import { CloudError } from '../errors.js';
 import { claimRoutes } from './claim.js';
 import { frameReadRoutes } from './frames.js';
 import { heartbeatRoutes } from './heartbeat.js';
+import { inventoryRoutes } from './inventory.js';
 import { uploadRoutes } from './uploads.js';
 
 /**
@@ -33,6 +34,7 @@ export const deviceApi: FastifyPluginAsync<{ ctx: AppContext }> = async (app, { 
     });
     await authed.register(uploadRoutes, { ctx });
     await authed.register(heartbeatRoutes, { ctx });
+    await authed.register(inventoryRoutes, { ctx });
     await authed.register(frameReadRoutes, {
       ctx,
       scope: (req) => requireDevice(req).id,

@@ -2,6 +2,7 @@ import { VARIANTS, type CameraSummary, type FrameSummary, type Variant } from '@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { AppContext } from '../context.js';
 import { CloudError } from '../errors.js';
+import type { CameraInventory } from '../store/inventory-types.js';
 import type { CameraWithStats, FrameRecord } from '../store/types.js';
 
 export const DEFAULT_FRAME_PAGE = 50;
@@ -14,6 +15,12 @@ export interface FrameReadOptions {
   scope: (req: FastifyRequest) => string | undefined;
   /** Where this API serves a frame's image. */
   imagePath: (frameId: string) => string;
+}
+
+/** GET /admin/v1/cameras: a camera of any device, with its inventory (null if none ever listed it). */
+export interface AdminCameraView extends CameraSummary {
+  deviceId: string;
+  inventory: CameraInventory | null;
 }
 
 const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 100 } } } as const;
@@ -34,11 +41,13 @@ const framesQuery = {
 export const frameReadRoutes: FastifyPluginAsync<FrameReadOptions> = async (app, { ctx, scope, imagePath }) => {
   const { store, objects } = ctx;
 
-  app.get('/cameras', async (req): Promise<CameraSummary[]> => {
+  app.get('/cameras', async (req): Promise<CameraSummary[] | AdminCameraView[]> => {
     const deviceId = scope(req);
     const cameras = await store.listCameras(deviceId);
-    // The admin view spans devices, so it says whose camera each one is.
-    return cameras.map((c) => (deviceId === undefined ? { ...toCameraSummary(c), deviceId: c.deviceId } : toCameraSummary(c)));
+    // The admin view spans devices, so it says whose camera each one is, and what the device's
+    // inventory says about it. The device knows its own inventory: its view stays the summary.
+    if (deviceId === undefined) return cameras.map((c) => ({ ...toCameraSummary(c), deviceId: c.deviceId, inventory: c.inventory }));
+    return cameras.map(toCameraSummary);
   });
 
   app.get<{ Params: { id: string }; Querystring: { limit: number; before?: number; variant?: Variant } }>(

@@ -1,4 +1,5 @@
 import type { CameraState, HeartbeatRequest, Variant, Verdict } from '@vigil/protocol';
+import type { CameraInventory } from './inventory-types.js';
 import type { DeviceRecord } from './types.js';
 
 // What the fleet watch keeps about devices and cameras: each device's latest heartbeat, a
@@ -50,6 +51,8 @@ export interface CameraWatch {
   createdAt: number;
   /** The camera as the device's latest heartbeat described it; null when it was not listed. */
   reported: { state: CameraState; name: string; lastError: string | null; lastCaptureAt: number | null; failures: number } | null;
+  /** What the device's inventory says about it; null if no inventory ever listed it. */
+  inventory: CameraInventory | null;
   /** When the cloud last received a frame of this camera (any variant). */
   lastFrameAt: number | null;
   frozen: FrozenRun;

@@ -148,4 +148,29 @@ export const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX notifications_due ON notifications (next_attempt_at) WHERE state = 'pending';
    CREATE INDEX notifications_alert ON notifications (alert_id);`,
+  // 3: camera inventory (issue 5). One row per camera the device's inventory has listed, keyed
+  // by the camera record its uploads use, so frames and inventory meet on one camera.
+  // unlisted_at is set when a later inventory leaves the camera out: the row (and the camera's
+  // frames) stay. source and capture_path are checked by the route, not here, so a new capture
+  // path needs no migration. devices.inventory_received_at: when the device last sent one.
+  `ALTER TABLE devices ADD COLUMN inventory_received_at INTEGER;
+   CREATE TABLE camera_inventory (
+     camera_id    TEXT    PRIMARY KEY REFERENCES cameras (id),
+     device_id    TEXT    NOT NULL REFERENCES devices (id),
+     name         TEXT    NOT NULL,
+     source       TEXT    NOT NULL,
+     manufacturer TEXT,
+     model        TEXT,
+     firmware     TEXT,
+     serial       TEXT,
+     mac          TEXT,
+     address      TEXT,
+     capture_path TEXT    NOT NULL,
+     present      INTEGER NOT NULL CHECK (present IN (0, 1)),
+     last_error   TEXT,
+     last_seen_at INTEGER,
+     received_at  INTEGER NOT NULL,
+     unlisted_at  INTEGER
+   );
+   CREATE INDEX camera_inventory_device ON camera_inventory (device_id);`,
 ];

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { CameraHealth, CameraState, HeartbeatRequest, Verdict } from '@vigil/protocol';
 import type { CameraWatch, DeviceHealth, FleetDevice, FleetStore, FrozenRun, HeartbeatInput, QueueSample } from './fleet-types.js';
-import { DEVICE_COLUMNS, toDevice, type Row } from './sqlite-rows.js';
+import { DEVICE_COLUMNS, INVENTORY_COLUMNS, toDevice, toInventory, type Row } from './sqlite-rows.js';
 
 /** The fleet watch's tables in the embedded SQLite file (opened and migrated by SqliteStore). */
 export class SqliteFleetStore implements FleetStore {
@@ -145,6 +145,7 @@ function toWatch(r: Row): CameraWatch {
             lastCaptureAt: (r.reported_capture_at as number | null) ?? null,
             failures: (r.reported_failures as number | null) ?? 0,
           },
+    inventory: toInventory(r),
     lastFrameAt: (r.last_frame_at as number | null) ?? null,
     frozen: {
       refDhash: (r.frozen_ref_dhash as string | null) ?? null,
@@ -218,8 +219,8 @@ function prepare(db: Database.Database) {
     history: p('SELECT * FROM heartbeats WHERE device_id = ? ORDER BY id DESC LIMIT ?'),
     cameraWatch: p(
       `SELECT c.id, c.device_id, c.key, c.name, c.created_at, w.reported_state, w.reported_name, w.reported_error, w.reported_capture_at,
-         w.reported_failures, w.last_frame_at, w.frozen_ref_dhash, w.frozen_count, w.frozen_last_captured_at
-       FROM cameras c LEFT JOIN camera_watch w ON w.camera_id = c.id
+         w.reported_failures, w.last_frame_at, w.frozen_ref_dhash, w.frozen_count, w.frozen_last_captured_at, ${INVENTORY_COLUMNS}
+       FROM cameras c LEFT JOIN camera_watch w ON w.camera_id = c.id LEFT JOIN camera_inventory i ON i.camera_id = c.id
        WHERE (:deviceId IS NULL OR c.device_id = :deviceId) AND (:cameraId IS NULL OR c.id = :cameraId)
        ORDER BY c.device_id, c.key`,
     ),

@@ -3,10 +3,12 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { AlertStore } from './alert-types.js';
 import type { FleetStore } from './fleet-types.js';
+import type { InventoryStore } from './inventory-types.js';
 import { MIGRATIONS } from './migrations.js';
 import { SqliteAlertStore } from './sqlite-alert-store.js';
 import { SqliteFleetStore } from './sqlite-fleet-store.js';
-import { DEVICE_COLUMNS, toCamera, toDevice, toFrame, toSite, toUpload, type Row } from './sqlite-rows.js';
+import { SqliteInventoryStore } from './sqlite-inventory-store.js';
+import { DEVICE_COLUMNS, INVENTORY_COLUMNS, toCamera, toDevice, toFrame, toInventory, toSite, toUpload, type Row } from './sqlite-rows.js';
 import type {
   CameraRecord,
   CameraWithStats,
@@ -42,6 +44,7 @@ export class SqliteStore implements CloudStore {
   readonly #s;
   readonly fleet: FleetStore;
   readonly alerts: AlertStore;
+  readonly inventory: InventoryStore;
 
   constructor(path: string) {
     mkdirSync(dirname(path), { recursive: true });
@@ -54,6 +57,7 @@ export class SqliteStore implements CloudStore {
     this.#s = prepare(this.#db);
     this.fleet = new SqliteFleetStore(this.#db);
     this.alerts = new SqliteAlertStore(this.#db);
+    this.inventory = new SqliteInventoryStore(this.#db);
   }
 
   async createClaimCode(i: { siteName: string; newSiteId: string; codeHash: string; expiresAt: number; now: number }): Promise<SiteRecord> {
@@ -144,6 +148,7 @@ export class SqliteStore implements CloudStore {
       ...toCamera(r),
       frames: r.frames as number,
       lastCapturedAt: (r.last_captured_at as number | null) ?? null,
+      inventory: toInventory(r),
     }));
   }
 
@@ -236,8 +241,8 @@ function prepare(db: Db) {
     insertCamera: p('INSERT INTO cameras (id, device_id, key, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (device_id, key) DO NOTHING'),
     camera: p('SELECT * FROM cameras WHERE id = :id AND (:deviceId IS NULL OR device_id = :deviceId)'),
     cameras: p(
-      `SELECT c.*, count(f.id) AS frames, max(f.captured_at) AS last_captured_at
-       FROM cameras c LEFT JOIN frames f ON f.camera_id = c.id
+      `SELECT c.*, count(f.id) AS frames, max(f.captured_at) AS last_captured_at, ${INVENTORY_COLUMNS}
+       FROM cameras c LEFT JOIN frames f ON f.camera_id = c.id LEFT JOIN camera_inventory i ON i.camera_id = c.id
        WHERE :deviceId IS NULL OR c.device_id = :deviceId
        GROUP BY c.id ORDER BY c.device_id, c.key`,
     ),

@@ -1,6 +1,7 @@
 import type { Variant } from '@vigil/protocol';
 import type { AlertStore } from './alert-types.js';
 import type { FleetStore } from './fleet-types.js';
+import type { CameraInventory, InventoryStore } from './inventory-types.js';
 
 // The cloud's persistence, as async methods so a PostgreSQL implementation can replace the
 // embedded SQLite one without touching the routes. Times are Unix epoch milliseconds.
@@ -25,12 +26,15 @@ export interface DeviceRecord {
   lastSeenAt: number | null;
   /** Set when an admin revoked the device's tokens; cleared by a new claim. */
   revokedAt: number | null;
+  /** When the device last sent its camera inventory; null if it never did. */
+  inventoryReceivedAt: number | null;
 }
 
 export interface CameraRecord {
   id: string;
   deviceId: string;
   key: string;
+  /** The name its device's inventory gives it; null until an inventory lists it. */
   name: string | null;
   createdAt: number;
 }
@@ -38,6 +42,8 @@ export interface CameraRecord {
 export interface CameraWithStats extends CameraRecord {
   frames: number;
   lastCapturedAt: number | null;
+  /** What the device's inventory says about it; null if no inventory ever listed it. */
+  inventory: CameraInventory | null;
 }
 
 /** What identifies a frame: one capture of one camera in one variant. */
@@ -98,6 +104,8 @@ export interface CloudStore {
   readonly fleet: FleetStore;
   /** Alerts and their notifications (alert-types.ts). */
   readonly alerts: AlertStore;
+  /** Each device's camera inventory (inventory-types.ts). */
+  readonly inventory: InventoryStore;
 
   /** Finds the site by name or creates it, and records a claim code (by hash) for it. */
   createClaimCode(input: { siteName: string; newSiteId: string; codeHash: string; expiresAt: number; now: number }): Promise<SiteRecord>;
