@@ -12,7 +12,8 @@ export async function renderDevices(ctx: AppContext): Promise<string> {
     .map(({ device: d, health: h }) => {
       const alerts = open.filter((a) => a.deviceId === d.id).length;
       const state = d.revokedAt !== null ? '<span class="bad">revoked</span>' : 'active';
-      return `<tr><td>${esc(d.site)}</td><td>${esc(d.name)}<br><small><code>${esc(d.id)}</code></small></td><td>${state}</td>
+      const cameras = `<a href="/cameras?device=${encodeURIComponent(d.id)}">cameras</a>`;
+      return `<tr><td>${esc(d.site)}</td><td>${esc(d.name)}<br><small><code>${esc(d.id)}</code> · ${cameras}</small></td><td>${state}</td>
         <td>${ago(d.lastSeenAt, now)}</td><td>${ago(h?.receivedAt ?? null, now)}</td>${health(h)}
         <td>${alerts ? `<a class="open" href="/alerts?device=${encodeURIComponent(d.id)}">${alerts} open</a>` : '—'}</td></tr>`;
     })

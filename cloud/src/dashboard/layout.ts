@@ -4,7 +4,7 @@
 export const LOGIN_FORM =
   '<form method="get" action="/"><label>Admin token <input name="token" type="password" autofocus></label> <button>Log in</button></form>';
 
-const NAV = '<nav><a href="/">Overview</a> · <a href="/devices">Devices</a> · <a href="/alerts">Alerts</a></nav>';
+const NAV = '<nav><a href="/">Overview</a> · <a href="/devices">Devices</a> · <a href="/cameras">Cameras</a> · <a href="/alerts">Alerts</a></nav>';
 
 export function page(title: string, body: string, o: { nav?: boolean } = {}): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title><style>

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { ADMIN_COOKIE, readCookie } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { renderAlerts } from '../dashboard/alerts-page.js';
+import { renderCameras } from '../dashboard/cameras-page.js';
 import { renderDevices } from '../dashboard/devices-page.js';
 import { LOGIN_FORM, page } from '../dashboard/layout.js';
 import { renderOverview } from '../dashboard/overview-page.js';
@@ -10,8 +11,8 @@ import { safeEqual } from '../lib/ids.js';
 const COOKIE_MAX_AGE_S = 7 * 86_400;
 
 /**
- * A minimal server-rendered dashboard for people: the overview at /, devices at /devices and
- * fleet alerts at /alerts. No build step, no script. Log in once with /?token=<admin token>:
+ * A minimal server-rendered dashboard for people: the overview at /, devices at /devices,
+ * cameras at /cameras and fleet alerts at /alerts. No build step, no script. Log in once with /?token=<admin token>:
  * the token moves into an HttpOnly cookie and out of the address bar.
  */
 export const dashboardRoutes: FastifyPluginAsync<{ ctx: AppContext }> = async (app, { ctx }) => {
@@ -35,8 +36,16 @@ export const dashboardRoutes: FastifyPluginAsync<{ ctx: AppContext }> = async (a
 
   app.get('/devices', async (req, reply) => (loggedIn(req) ? send(reply, await renderDevices(ctx)) : login(reply)));
 
+  app.get<{ Querystring: { device?: string } }>('/cameras', async (req, reply) => {
+    return loggedIn(req) ? send(reply, await renderCameras(ctx, deviceParam(req.query.device))) : login(reply);
+  });
+
   app.get<{ Querystring: { device?: string } }>('/alerts', async (req, reply) => {
-    const device = typeof req.query.device === 'string' && req.query.device !== '' ? req.query.device : undefined;
-    return loggedIn(req) ? send(reply, await renderAlerts(ctx, device)) : login(reply);
+    return loggedIn(req) ? send(reply, await renderAlerts(ctx, deviceParam(req.query.device))) : login(reply);
   });
 };
+
+/** ?device=: one device, or (absent or empty) all of them. */
+function deviceParam(v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
