@@ -45,10 +45,18 @@ export async function loadOrCreateSecret(path: string): Promise<Buffer> {
   return secret;
 }
 
+/** What a device key seals; each purpose has its own key. */
+export type DeviceKeyPurpose = 'device-token' | 'camera-credentials';
+
 /**
- * The key that encrypts the device token at rest: HKDF-SHA256 over the board serial and the
- * secret on /data. See docs/agent-security.md for what this does and does not protect.
+ * A key that encrypts secrets at rest: HKDF-SHA256 over the board serial and the secret on
+ * /data, one key per purpose. See docs/agent-security.md for what this does and does not protect.
  */
+export function deriveDeviceKey(serial: string, secret: Buffer, purpose: DeviceKeyPurpose): Buffer {
+  return Buffer.from(hkdfSync('sha256', Buffer.concat([Buffer.from(serial, 'utf8'), secret]), `vigil/${purpose}`, 'aes-256-gcm v1', 32));
+}
+
+/** The key that encrypts the device token at rest. */
 export function deriveTokenKey(serial: string, secret: Buffer): Buffer {
-  return Buffer.from(hkdfSync('sha256', Buffer.concat([Buffer.from(serial, 'utf8'), secret]), 'vigil/device-token', 'aes-256-gcm v1', 32));
+  return deriveDeviceKey(serial, secret, 'device-token');
 }

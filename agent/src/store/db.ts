@@ -45,6 +45,43 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
    CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, updated_at INTEGER NOT NULL);`,
+  // 2: the camera registry (cameras/camera-registry.ts). Keyed by MAC, else serial, else the
+  // WS-Discovery endpoint, never by IP; camera_changes keeps what happened when (bounded).
+  `CREATE TABLE cameras (
+     key                TEXT    PRIMARY KEY,
+     source             TEXT    NOT NULL CHECK (source IN ('onvif', 'config')),
+     name               TEXT    NOT NULL,
+     manufacturer       TEXT,
+     model              TEXT,
+     firmware           TEXT,
+     serial             TEXT,
+     mac                TEXT,
+     endpoint           TEXT,
+     address            TEXT,
+     xaddr              TEXT,
+     stream_uri         TEXT,
+     snapshot_uri       TEXT,
+     present            INTEGER NOT NULL,
+     missed_rounds      INTEGER NOT NULL DEFAULT 0,
+     first_seen_at      INTEGER NOT NULL,
+     last_seen_at       INTEGER NOT NULL,
+     address_changed_at INTEGER,
+     last_error_code    TEXT,
+     last_error_message TEXT,
+     last_error_at      INTEGER
+   );
+   CREATE UNIQUE INDEX cameras_mac ON cameras (mac) WHERE mac IS NOT NULL;
+   CREATE INDEX cameras_endpoint ON cameras (endpoint);
+   CREATE TABLE camera_changes (
+     id               INTEGER PRIMARY KEY,
+     camera_key       TEXT    NOT NULL,
+     change           TEXT    NOT NULL,
+     at               INTEGER NOT NULL,
+     address          TEXT,
+     previous_address TEXT,
+     detail           TEXT
+   );
+   CREATE INDEX camera_changes_camera ON camera_changes (camera_key, id);`,
 ];
 
 /**
