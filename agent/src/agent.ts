@@ -247,6 +247,11 @@ export class Agent {
       log: log.child({ part: 'inventory' }),
       items: () => this.cameraRecords().map((r) => this.inventoryLine(r)),
     });
+    // A device that just got its token says so at once, instead of at the next round.
+    this.bus.on('token:refreshed', () => {
+      this.heartbeat?.wake();
+      this.inventory?.changed();
+    });
     tree.add('health', this.health);
     tree.add('heartbeat', this.heartbeat);
     tree.add('inventory', this.inventory);

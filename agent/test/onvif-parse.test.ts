@@ -6,7 +6,6 @@ import { createRequire } from 'node:module';
 import {
   chooseProfile,
   isAuthFault,
-  normalizeMac,
   parseDeviceInformation,
   parseMediaUri,
   parseMediaXAddr,
@@ -17,6 +16,7 @@ import {
   posixTzOffsetMs,
   primaryMac,
 } from '../src/discovery/onvif-parse.js';
+import { normalizeMac } from '../src/cameras/camera-key.js';
 import { envelope, passwordDigest, securityHeader, wsuTime } from '../src/discovery/onvif-soap.js';
 import { onDeviceHost, withoutCredentials } from '../src/discovery/onvif-device.js';
 import { parseXml, path, textOf } from '../src/discovery/xml.js';

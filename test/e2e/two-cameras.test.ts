@@ -36,6 +36,14 @@ t.test('two cameras: every capture arrives in both variants, with dHash, exactly
     'three captures per camera in the cloud',
     500,
   );
+  // The inventory: both cameras, named, read over RTSP
+  type Inventoried = CameraSummary & { inventory: { name: string; source: string; capturePath: string; present: boolean; address: string } | null };
+  await waitFor(async () => (await cloud.admin<Inventoried[]>('GET', '/admin/v1/cameras')).body.every((c) => c.inventory !== null), 20_000, 'the inventory', 250);
+  const inventory = (await cloud.admin<Inventoried[]>('GET', '/admin/v1/cameras')).body.map((c) => [c.key, c.inventory]).sort();
+  t.match(inventory, [
+    ['cam1', { name: 'Front door', source: 'config', capturePath: 'rtsp', present: true, address: `127.0.0.1:${camera.port}` }],
+    ['cam2', { name: 'Till', source: 'config', capturePath: 'rtsp', present: true, address: `127.0.0.1:${camera.port}` }],
+  ], 'the inventory names both cameras, their address and capture path');
   const exit = await agent.stop();
   t.equal(exit.code, 0, 'SIGTERM stops the agent cleanly');
 

@@ -1,6 +1,7 @@
 // Parsing of the SOAP answers the ONVIF client uses. Pure functions over text, tested with
 // fixtures (agent/test/fixtures/onvif/). Values stay exactly as the camera sent them: a
 // serial "00123" or a firmware "2.40" is a string, never a number (agsh's onvif coerces them).
+import { normalizeMac } from '../cameras/camera-key.js';
 import { OnvifError } from './onvif-errors.js';
 import { child, children, descendant, parseXml, path, resolveQName, textOf, type XmlElement } from './xml.js';
 
@@ -130,15 +131,6 @@ export function parseNetworkInterfaces(body: XmlElement): NetworkInterface[] {
     enabled: textOf(child(n, 'Enabled'))?.toLowerCase() !== 'false',
     mac: normalizeMac(textOf(path(n, 'Info', 'HwAddress'))),
   }));
-}
-
-/** "00-11-22-AA-BB-CC", "001122aabbcc" → "00:11:22:aa:bb:cc"; null for junk, all-zero, broadcast or multicast. */
-export function normalizeMac(s: string | null): string | null {
-  if (!s) return null;
-  const hex = s.toLowerCase().replace(/[:\-.\s]/g, '');
-  if (!/^[0-9a-f]{12}$/.test(hex) || /^0+$/.test(hex) || /^f+$/.test(hex)) return null;
-  if (parseInt(hex.slice(0, 2), 16) & 1) return null;
-  return hex.match(/../g)!.join(':');
 }
 
 /** The camera's identity MAC: the first enabled interface with a usable address. */

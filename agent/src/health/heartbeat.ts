@@ -6,6 +6,7 @@ import type { HeartbeatRequest, HeartbeatResponse, RebootReason } from '@vigil/p
 import type { CloudClient } from '../cloud/cloud-client.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
+import { Waker } from '../lib/waker.js';
 import type { Escalation } from './escalation.js';
 import type { HealthReport } from './health-monitor.js';
 import type { FirmwareInfo } from './system-facts.js';
@@ -44,16 +45,23 @@ export interface HeartbeatStatus {
 export class Heartbeat {
   readonly status: HeartbeatStatus = { sent: 0, failed: 0, lastSentAt: null, lastError: null };
   readonly #started: number;
+  readonly #waker: Waker;
 
   constructor(private readonly o: HeartbeatOptions) {
     this.#started = o.clock.monotonic();
+    this.#waker = new Waker(o.clock);
+  }
+
+  /** Send one now (a new token: the cloud should hear of this device at once). */
+  wake(): void {
+    this.#waker.wake();
   }
 
   async start(signal: AbortSignal): Promise<void> {
     // The first one goes out at once: it carries why the device (re)started.
     while (!signal.aborted) {
       await this.send(signal);
-      await this.o.clock.sleep(this.o.intervalMs, signal);
+      await this.#waker.wait(this.o.intervalMs, signal);
     }
   }
 
