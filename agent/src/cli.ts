@@ -9,6 +9,7 @@ import { CloudClient } from './cloud/cloud-client.js';
 import { scaledClock, systemClock } from './lib/clock.js';
 import { createLogger } from './lib/logger.js';
 import { onStopSignals } from './lib/stop-signals.js';
+import { CameraCredentialStore, credentialScope, DEFAULT_SCOPE, loadCredentialsKey } from './cameras/credentials.js';
 
 const USAGE = `usage: vigil-agent [command] [--config FILE]
 
@@ -17,13 +18,25 @@ commands:
   claim --code CODE    exchange a one-time claim code for this device's token
   set-token            store a device token read from standard input
   status               queue depth, dead letters and counters (JSON)
+  camera-credentials [--camera KEY|MAC] --username U
+                       store ONVIF camera credentials, the password read from standard input:
+                       the site default, or one camera's (by its key or MAC); encrypted at rest
+  camera-credentials --list | [--camera KEY|MAC] --remove
 
 Configuration: a JSON file (--config or VIGIL_CONFIG) and VIGIL_* environment variables.`;
 
 async function main(): Promise<number> {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { config: { type: 'string' }, code: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      config: { type: 'string' },
+      code: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      camera: { type: 'string' },
+      username: { type: 'string' },
+      list: { type: 'boolean' },
+      remove: { type: 'boolean' },
+    },
   });
   if (values.help) {
     console.log(USAGE);
@@ -41,6 +54,8 @@ async function main(): Promise<number> {
       return setToken(config);
     case 'status':
       return status(config);
+    case 'camera-credentials':
+      return cameraCredentials(config, values);
     default:
       console.error(`unknown command "${command}"\n${USAGE}`);
       return 2;
@@ -109,6 +124,43 @@ async function status(config: AgentConfig): Promise<number> {
   parts.db.close();
   console.log(JSON.stringify(out, null, 2));
   return 0;
+}
+
+async function cameraCredentials(config: AgentConfig, o: { camera?: string | undefined; username?: string | undefined; list?: boolean | undefined; remove?: boolean | undefined }): Promise<number> {
+  let scope: string;
+  try {
+    scope = credentialScope(o.camera);
+  } catch (err) {
+    throw new ConfigError(`camera-credentials --camera: ${(err as Error).message}`);
+  }
+  if (!o.list && !o.remove && !o.username) throw new ConfigError('camera-credentials needs --username U (the password on standard input), --list or --remove');
+  let password = '';
+  if (!o.list && !o.remove) {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    // One trailing line break is the shell's, not the password's; spaces may be the password's.
+    password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+    if (!password) throw new ConfigError('camera-credentials: no password on standard input');
+  }
+  const parts = await openParts(config);
+  try {
+    const store = new CameraCredentialStore(parts.kv, await loadCredentialsKey(config));
+    if (o.list) {
+      console.log(JSON.stringify(store.list(), null, 2));
+      return 0;
+    }
+    const who = scope === DEFAULT_SCOPE ? 'the site default (every camera without its own)' : `camera ${scope}`;
+    if (o.remove) {
+      const removed = store.remove(o.camera, Date.now());
+      console.log(removed ? `credentials removed for ${who}` : `no credentials stored for ${who}`);
+      return removed ? 0 : 1;
+    }
+    store.set(o.camera, { username: o.username!, password }, Date.now());
+    console.log(`credentials stored for ${who}; a running agent uses them at its next discovery round`);
+    return 0;
+  } finally {
+    parts.db.close();
+  }
 }
 
 main().then(

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { cidrHostCount } from './discovery/ws-discovery.js';
 
 // One typed config for the agent: a JSON file (VIGIL_CONFIG or --config) plus environment
 // overrides for every path and endpoint. Validated at start-up; a bad value is an error that
@@ -63,6 +64,72 @@ const WatchdogSchema = z
   .strict()
   .prefault({});
 
+/** ONVIF discovery (docs/agent.md, "Cameras: discovery"). */
+const DiscoverySchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** A discovery round at start-up and then every intervalMs. */
+    intervalMs: ms(300_000),
+    /** How long a round collects answers to its multicast probe. */
+    probeWaitMs: ms(3_000),
+    /** The camera LAN's local IPv4 address: probes are bound to it and sent out of its interface. Default: the system's choice. */
+    interfaceAddress: z.ipv4('must be an IPv4 address of this device').optional(),
+    /** Each ONVIF call, connect to last byte. */
+    callTimeoutMs: ms(5_000),
+    /** A camera missing from this many rounds in a row is lost. */
+    lostAfterRounds: count(3),
+    /** Cameras asked at once. */
+    queryConcurrency: z.number().int().positive().max(32).default(4),
+    /** Try WS-Security PasswordText when a camera refuses the digest (the password then crosses the LAN in clear). */
+    passwordText: z.boolean().default(true),
+    /** A unicast probe to each host of a subnet, for cameras that ignore multicast. Off unless given. */
+    sweep: z
+      .object({
+        cidr: z.string().refine((c) => {
+          try {
+            cidrHostCount(c);
+            return true;
+          } catch {
+            return false;
+          }
+        }, 'must be an IPv4 subnet like 192.168.1.0/24 (prefix /8 to /32)'),
+        maxHosts: z.number().int().positive().max(4096).default(256),
+        concurrency: z.number().int().positive().max(256).default(16),
+        hostWaitMs: ms(1_000),
+        timeoutMs: ms(30_000),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .superRefine((d, ctx) => {
+    if (!d.sweep) return;
+    let hosts = 0;
+    try {
+      hosts = cidrHostCount(d.sweep.cidr);
+    } catch {
+      return; // reported by the cidr refinement
+    }
+    if (hosts > d.sweep.maxHosts) {
+      ctx.addIssue({ code: 'custom', path: ['sweep', 'cidr'], message: `${d.sweep.cidr} has ${hosts} hosts, more than sweep.maxHosts (${d.sweep.maxHosts})` });
+    }
+  })
+  .prefault({});
+
+const CredentialsSchema = z.object({ username: z.string().min(1), password: z.string() }).strict();
+
+/**
+ * A seed for the encrypted camera credentials store, imported at start when it changed. The
+ * file keeps it in clear: `vigil-agent camera-credentials` is the way that leaves no copy.
+ */
+const CameraCredentialsSchema = z
+  .object({
+    default: CredentialsSchema.optional(),
+    /** By camera key or MAC. */
+    cameras: z.record(z.string(), CredentialsSchema).optional(),
+  })
+  .strict();
+
 const CameraSchema = z.object({
   id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'use 1-64 letters, digits, "-" or "_" (it names spool folders)'),
   name: z.string().min(1).optional(),
@@ -109,6 +176,8 @@ const ConfigSchema = z
     /** Drills only: run the agent's clock this many times faster than real time. */
     clockScale: z.number().min(1).default(1),
     cameras: z.array(CameraSchema).default([]),
+    discovery: DiscoverySchema,
+    cameraCredentials: CameraCredentialsSchema.optional(),
     supervision: SupervisionSchema,
     health: HealthSchema,
     watchdog: WatchdogSchema,
@@ -144,6 +213,7 @@ const ConfigSchema = z
 
 export type AgentConfig = z.infer<typeof ConfigSchema>;
 export type CameraConfig = AgentConfig['cameras'][number];
+export type DiscoveryConfig = AgentConfig['discovery'];
 
 export class ConfigError extends Error {
   readonly code = 'CONFIG_INVALID';
@@ -168,6 +238,9 @@ const ENV: Record<string, { key: keyof AgentConfig | `${keyof AgentConfig}.${str
   VIGIL_WATCHDOG: { key: 'watchdog', type: 'json' },
   VIGIL_WATCHDOG_PATH: { key: 'watchdog.path', type: 'string' },
   VIGIL_HEARTBEAT_INTERVAL_MS: { key: 'heartbeatIntervalMs', type: 'number' },
+  VIGIL_DISCOVERY: { key: 'discovery', type: 'json' },
+  VIGIL_DISCOVERY_ENABLED: { key: 'discovery.enabled', type: 'json' },
+  VIGIL_DISCOVERY_INTERFACE: { key: 'discovery.interfaceAddress', type: 'string' },
   VIGIL_SYSTEM: { key: 'system', type: 'json' },
 };
 
