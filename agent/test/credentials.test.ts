@@ -37,6 +37,11 @@ t.test('default, then MAC, then key overrides; the right one wins', async (t) =>
     { scope: 'mac-001122aabbcc', username: 'admin' },
     { scope: 'sn-42', username: 'op' },
   ]);
+  store.set('ep-0f0e', { username: 'x', password: 'provisional' }, 4);
+  t.ok(store.rekey('ep-0f0e', 'mac-0000000000ee', 4), 'a provisional camera\'s credentials follow it');
+  t.equal(store.forCamera({ key: 'mac-0000000000ee' })!.credentials.password, 'provisional');
+  t.notOk(store.rekey('ep-0f0e', 'mac-0000000000ee', 4), 'nothing left to move');
+  store.remove('mac-0000000000ee', 4);
   t.ok(store.remove('sn-42', 4));
   t.notOk(store.remove('sn-42', 5));
   t.throws(() => credentialScope('not a key!'), { code: 'CREDENTIALS_SCOPE_INVALID' });

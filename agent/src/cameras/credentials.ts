@@ -87,6 +87,20 @@ export class CameraCredentialStore implements CredentialSource {
     return true;
   }
 
+  /**
+   * Moves a camera's own credentials to its new key (a provisional "ep-…" camera identified as
+   * "mac-…"), unless the new key has its own. True when something moved.
+   */
+  rekey(from: string, to: string, now: number): boolean {
+    const s = this.read();
+    const c = s.scopes[from];
+    if (!c || from === DEFAULT_SCOPE || to === DEFAULT_SCOPE) return false;
+    delete s.scopes[from];
+    s.scopes[to] ??= c;
+    this.write(s, now);
+    return true;
+  }
+
   /** Scopes and usernames; never passwords. */
   list(): { scope: string; username: string }[] {
     return Object.entries(this.read().scopes)
