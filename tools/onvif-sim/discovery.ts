@@ -145,7 +145,7 @@ export class WsDiscovery {
     this.timers.clear();
     const socket = this.socket;
     if (!socket) return;
-    if (this.multicast && this.d.o.hello) await this.send(this.announce('Bye'), WSD_GROUP).catch(() => undefined);
+    if (this.multicast && this.d.o.hello) await this.send(this.announce('Bye'), WSD_GROUP).catch((e: Error) => this.d.log(`discovery: Bye not sent: ${e.message}`));
     this.socket = null;
     await new Promise<void>((resolve) => socket.close(() => resolve()));
   }
@@ -156,7 +156,14 @@ export class WsDiscovery {
     this.d.log(`address changed ${this.lastHost} -> ${now}`);
     this.lastHost = now;
     this.metadataVersion++;
-    if (this.d.o.hello) await this.send(this.announce('Hello'), WSD_GROUP).catch(() => undefined);
+    // The group membership stays with the interface; outgoing multicast must leave from the
+    // address it has now.
+    try {
+      this.socket?.setMulticastInterface(now);
+    } catch (err) {
+      this.d.log(`discovery: cannot send multicast from ${now}: ${(err as Error).message}`);
+    }
+    if (this.d.o.hello) await this.send(this.announce('Hello'), WSD_GROUP).catch((e: Error) => this.d.log(`discovery: Hello not sent: ${e.message}`));
   }
 
   private send(msg: string, address: string, port = this.d.o.discoveryPort): Promise<void> {
