@@ -118,7 +118,8 @@ async function ip(...args: string[]): Promise<string> {
   }
 }
 
-async function namespaces(): Promise<string[]> {
+/** The names of all network namespaces on this machine (`ip netns list`). */
+export async function namespaces(): Promise<string[]> {
   return (await ip('netns', 'list')).split('\n').map((l) => l.split(' ')[0]!).filter(Boolean);
 }
 

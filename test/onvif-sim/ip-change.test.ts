@@ -3,12 +3,11 @@
 // XAddrs and a higher MetadataVersion, answers probes and SOAP there, and says Bye when it
 // stops. Also checks the netns helper's promise: after close, our namespaces are gone.
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { spawnOnvifSim } from '../../tools/onvif-sim/spawn.ts';
-import { createLan, netnsSkipReason } from '../helpers/netns.js';
+import { createLan, namespaces, netnsSkipReason } from '../helpers/netns.js';
 import { waitFor } from '../helpers/wait.js';
 import { runClient } from './fixtures/run-client.js';
 
@@ -65,6 +64,6 @@ t.test('a camera that changes its address announces the new XAddrs', { skip: ski
 
   const ours = [lan.lanNs, cam.ns, client.ns];
   await lan.close();
-  const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  const left = await namespaces();
   t.same(ours.filter((ns) => left.includes(ns)), [], 'after close, none of our namespaces is left');
 });
