@@ -3,6 +3,8 @@
 import t, { type Test } from 'tap';
 import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { ONVIF_ERROR_CODES, OnvifError, transportErrorCode, type OnvifErrorCode } from '../src/discovery/onvif-errors.js';
 import { OnvifDevice } from '../src/discovery/onvif-device.js';
@@ -97,4 +99,40 @@ t.test('a body larger than any SOAP answer is refused', async (t) => {
     res.end(Buffer.alloc(2 * 1024 * 1024, 0x20));
   });
   await t.rejects(device(url, 3000).measureClock(), { code: 'ONVIF_BAD_RESPONSE', message: /larger than/ });
+});
+
+t.test('a camera that wants HTTP Digest on its SOAP endpoint: answered, the challenge reused; a wrong password is ONVIF_AUTH_FAILED', async (t) => {
+  const fixture = (name: string): string => readFileSync(new URL(`./fixtures/onvif/${name}`, import.meta.url), 'utf8');
+  const realm = 'IP Camera(0001)';
+  let nonce = 'n-1';
+  let authorized = 0;
+  let challenged = 0;
+  const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
+  const { url } = await server(t, (req, res) => {
+    const h = req.headers.authorization ?? '';
+    const p = Object.fromEntries([...h.matchAll(/(\w+)="?([^",]*)"?/g)].map((m) => [m[1], m[2]]));
+    const ok = h.startsWith('Digest ') && p.nonce === nonce && p.response === md5(`${md5(`admin:${realm}:secret`)}:${nonce}:${p.nc}:${p.cnonce}:auth:${md5(`POST:${p.uri}`)}`);
+    req.resume();
+    if (!ok) {
+      challenged++;
+      res.writeHead(401, { 'www-authenticate': `Digest realm="${realm}", qop="auth", nonce="${nonce}", algorithm=MD5` }).end();
+      return;
+    }
+    authorized++;
+    const action = /action="[^"]*\/(\w+)"/.exec(String(req.headers['content-type']))?.[1];
+    res.writeHead(200, { 'content-type': 'application/soap+xml' });
+    res.end(fixture(action === 'GetSystemDateAndTime' ? 'system-date-utc.xml' : 'device-information.xml'));
+  });
+  const dev = new OnvifDevice({ xaddr: url, clock: systemClock, credentials: { username: 'admin', password: 'secret' } });
+  t.equal((await dev.getDeviceInformation()).serialNumber, '0012345678');
+  t.same([challenged, authorized], [1, 2], 'one challenge, then both calls answered');
+  await dev.getDeviceInformation();
+  t.same([challenged, authorized], [1, 3], 'the challenge is reused (nc counts up)');
+  nonce = 'n-2';
+  await dev.getDeviceInformation();
+  t.same([challenged, authorized], [2, 4], 'a new nonce: one more challenge');
+  const wrong = new OnvifDevice({ xaddr: url, clock: systemClock, credentials: { username: 'admin', password: 'nope' } });
+  await t.rejects(wrong.getDeviceInformation(), { code: 'ONVIF_AUTH_FAILED' });
+  t.ok(wrong.requests <= 8, `${wrong.requests} requests`);
+  await t.rejects(new OnvifDevice({ xaddr: url, clock: systemClock }).getDeviceInformation(), { code: 'ONVIF_NO_CREDENTIALS' });
 });

@@ -7,6 +7,10 @@
 // unauthenticated GetSystemDateAndTime and stamp tokens with *its* time: a camera ten minutes
 // off still lets us in. The measurement is tied to our monotonic clock (an NTP step on the Pi
 // does not spoil it) and is taken again after an auth failure and after a reboot.
+//
+// Some cameras want HTTP authentication on the SOAP endpoint as well as (or instead of) the
+// UsernameToken: a 401 with a Digest challenge is answered (capture/http-auth.ts), and the
+// challenge is reused for the next requests (nc counts up) until the camera sends a new one.
 import type { Dispatcher } from 'undici';
 import type { CameraCredentials } from '../cameras/types.js';
 import type { Clock } from '../lib/clock.js';
@@ -27,7 +31,8 @@ import {
   type MediaProfile,
   type NetworkInterface,
 } from './onvif-parse.js';
-import { envelope, postSoap, type AuthMode } from './onvif-soap.js';
+import { envelope, postSoap, type AuthMode, type HttpAnswer } from './onvif-soap.js';
+import { AuthState, authorization, parseChallenges, type Challenge } from '../capture/http-auth.js';
 import type { XmlElement } from './xml.js';
 
 export const ONVIF_CALL_TIMEOUT_MS = 5_000;
@@ -79,6 +84,9 @@ export class OnvifDevice {
   #credentials: CameraCredentials | undefined;
   #mode: AuthMode = 'digest';
   #clockRef: ClockRef | null = null;
+  /** The camera's last HTTP auth challenge (Digest, or Basic when text passwords are allowed). */
+  #challenge: Challenge[] | null = null;
+  readonly #httpAuth = new AuthState();
   readonly #timeoutMs: number;
   /** HTTP requests sent (tests and the bench count them). */
   requests = 0;
@@ -104,6 +112,7 @@ export class OnvifDevice {
     if (c?.username === this.#credentials?.username && c?.password === this.#credentials?.password) return;
     this.#credentials = c;
     this.#mode = 'digest';
+    this.#challenge = null;
   }
 
   /** Forget the clock measurement (the camera rebooted: its clock may have been reset). */
@@ -249,8 +258,17 @@ export class OnvifDevice {
   private async send(url: string, action: string, body: string, mode: AuthMode | null, signal?: AbortSignal): Promise<XmlElement> {
     const name = action.slice(action.lastIndexOf('/') + 1);
     const token = mode && this.#credentials ? { credentials: this.#credentials, mode, created: this.cameraNow() } : undefined;
-    this.requests++;
-    const res = await postSoap(url, action, envelope(body, token), { timeoutMs: this.#timeoutMs, signal, dispatcher: this.o.dispatcher });
+    const xml = envelope(body, token);
+    let res = await this.post(url, action, xml, this.httpAuthorization(url, this.#challenge), signal);
+    if (res.status === 401) {
+      // A fresh challenge (the first, or a new nonce): answered once.
+      const challenge = this.challengeOf(res);
+      const authz = challenge && this.httpAuthorization(url, challenge);
+      if (authz) {
+        this.#challenge = challenge;
+        res = await this.post(url, action, xml, authz, signal);
+      }
+    }
     if (res.status === 401) throw new OnvifError('ONVIF_AUTH_FAILED', `${name}: HTTP 401`);
     let answer;
     try {
@@ -266,6 +284,25 @@ export class OnvifDevice {
     }
     if (res.status >= 300) throw new OnvifError(res.status >= 500 ? 'ONVIF_HTTP_5XX' : 'ONVIF_HTTP_4XX', `${name}: HTTP ${res.status}`);
     return answer.body;
+  }
+
+  private post(url: string, action: string, xml: string, authz: string | undefined, signal: AbortSignal | undefined): Promise<HttpAnswer> {
+    this.requests++;
+    return postSoap(url, action, xml, { timeoutMs: this.#timeoutMs, signal, dispatcher: this.o.dispatcher, ...(authz ? { headers: { authorization: authz } } : {}) });
+  }
+
+  /** The challenges of a 401 we can answer: Digest, and Basic only where text passwords are allowed. */
+  private challengeOf(res: HttpAnswer): Challenge[] | null {
+    const h = res.headers['www-authenticate'];
+    const all = parseChallenges(Array.isArray(h) ? h.join(', ') : (h ?? ''));
+    const usable = all.filter((c) => c.scheme === 'digest' || (c.scheme === 'basic' && this.o.passwordText !== false));
+    return usable.length ? usable : null;
+  }
+
+  private httpAuthorization(url: string, challenge: Challenge[] | null): string | undefined {
+    if (!challenge || !this.#credentials) return undefined;
+    const u = new URL(url);
+    return authorization(challenge, { method: 'POST', uri: `${u.pathname}${u.search}`, ...this.#credentials }, this.#httpAuth);
   }
 
   /** The camera's clock now, from the last measurement and our monotonic clock. */
