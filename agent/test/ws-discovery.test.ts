@@ -160,3 +160,9 @@ t.test('sweep: the total time bound ends a slow sweep', async (t) => {
   const took = performance.now() - t0;
   t.ok(took >= 450 && took < 1200, `took ${Math.round(took)} ms`);
 });
+
+t.test('scope values are percent-decoded, nothing else', async (t) => {
+  t.equal(scopeValue(['onvif://www.onvif.org/name/Cam_Front%2FBack'], 'name'), 'Cam_Front/Back');
+  t.equal(scopeValue(['ONVIF://www.onvif.org/MAC/00:11:22:aa:bb:cc'], 'mac'), '00:11:22:aa:bb:cc');
+  t.equal(scopeValue(['onvif://www.onvif.org/name/%E0%A4%A'], 'name'), '%E0%A4%A', 'a broken escape is kept as sent');
+});

@@ -153,7 +153,7 @@ export function scopeValue(scopes: string[], kind: 'name' | 'hardware' | 'locati
   if (!s) return null;
   const raw = s.slice(prefix.length);
   try {
-    return decodeURIComponent(raw).replace(/_/g, ' ').trim() || null;
+    return decodeURIComponent(raw).trim() || null;
   } catch {
     return raw || null;
   }
