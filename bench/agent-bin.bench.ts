@@ -26,7 +26,8 @@ writeFileSync(join(dir, 'serial'), '10000000bench001\n');
 const env = { PATH: '/usr/bin:/bin', HOME: home, VIGIL_LOG_LEVEL: 'info' };
 const writeConfig = (name: string, config: Record<string, unknown>) => {
   const file = join(dir, `${name}.json`);
-  writeFileSync(file, JSON.stringify({ dataDir: join(dir, name), serialSources: [join(dir, 'serial')], ...config }));
+  // Loopback only: no multicast probes on this machine's LAN.
+  writeFileSync(file, JSON.stringify({ dataDir: join(dir, name), serialSources: [join(dir, 'serial')], discovery: { enabled: false }, ...config }));
   return file;
 };
 

@@ -17,6 +17,8 @@ const dataDir = join(dir, 'agent');
 writeFileSync(join(dir, 'serial'), '10000000bench000\n');
 writeFileSync(join(dir, 'agent.json'), JSON.stringify({
   cloudUrl: url, dataDir, claimCode: code, captureIntervalMs: 2000, serialSources: [join(dir, 'serial')],
+  // Loopback only: no multicast probes on this machine's LAN.
+  discovery: { enabled: false },
   cameras: ['c1', 'c2', 'c3', 'c4'].map((id) => ({ id, url: `${rtsp.base}/${id}` })),
 }));
 const agent = spawn(process.execPath, [join(ROOT, 'agent/dist/cli.js'), 'run', '--config', join(dir, 'agent.json')], {

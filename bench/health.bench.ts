@@ -32,6 +32,8 @@ const config = parseConfig({
   // The loop itself is driven by the bench; no NTP tool is asked (its cost is measured apart).
   health: { intervalMs: 3_600_000 },
   heartbeatIntervalMs: 3_600_000,
+  // Loopback only: no multicast probes on this machine's LAN.
+  discovery: { enabled: false },
   system: { clockStatusCommand: [] },
 });
 const parts = await openParts(config);

@@ -92,6 +92,9 @@ writeFileSync(
       claimCode,
       deviceName: 'demo-pi',
       serialSources: [serialFile],
+      // The demo's cameras are the test camera on loopback; ONVIF discovery would probe your
+      // LAN (turn it on with VIGIL_DISCOVERY_ENABLED=true to find real cameras).
+      discovery: { enabled: false },
       cameras: [
         { id: 'front', name: 'Front door', url: `${rtspBase}/front` },
         { id: 'till', name: 'Till', url: `${rtspBase}/till` },

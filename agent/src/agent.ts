@@ -15,10 +15,8 @@ import { DeviceAuth } from './auth/device-auth.js';
 import { deriveTokenKey, hardwareId, loadOrCreateSecret, readHardwareSerial, SERIAL_SOURCES } from './auth/device-identity.js';
 import { Uploader } from './upload/uploader.js';
 import { AgentTree } from './agent-tree.js';
-import { CameraManager, inventoryItem } from './cameras/camera-manager.js';
-import { configuredCamera, configuredRecord } from './cameras/configured.js';
-import { InventoryReporter } from './cameras/inventory.js';
-import type { CameraRecord } from './cameras/types.js';
+import { AgentCameras } from './cameras/agent-cameras.js';
+import { CameraCredentialStore, loadCredentialsKey } from './cameras/credentials.js';
 import { SupervisorGaveUpError } from './supervise/supervisor.js';
 import { HealthMonitor } from './health/health-monitor.js';
 import { LIVENESS_GRACE_MS } from './health/checks.js';
@@ -36,6 +34,7 @@ export const EXIT_RESTART = 75;
 export interface AgentParts {
   db: Db;
   kv: Kv;
+  credentials: CameraCredentialStore;
   queue: UploadQueue;
   counters: Counters;
   vault: TokenVault;
@@ -52,6 +51,7 @@ export async function openParts(config: AgentConfig): Promise<AgentParts> {
   return {
     db,
     kv,
+    credentials: new CameraCredentialStore(kv, await loadCredentialsKey(config)),
     queue: new UploadQueue(db),
     counters: new Counters(db),
     vault: new TokenVault(kv, deriveTokenKey(serial, secret)),
@@ -84,9 +84,7 @@ export class Agent {
   readonly client: CloudClient;
   readonly auth: DeviceAuth;
   readonly outbox: Outbox;
-  cameras: CameraManager | undefined;
-  inventory: InventoryReporter | undefined;
-  readonly #startedAt: number;
+  cameras: AgentCameras | undefined;
   readonly runState: RunState;
   readonly escalation: Escalation;
   readonly loop = new LoopMonitor();
@@ -109,7 +107,6 @@ export class Agent {
     readonly extras: AgentExtras = {},
   ) {
     const { queue, counters, vault } = parts;
-    this.#startedAt = clock.now();
     this.client = new CloudClient({
       baseUrl: config.cloudUrl,
       token: () => this.auth.token(),
@@ -188,14 +185,17 @@ export class Agent {
         ...(this.extras.uploaderService ? { uploaderService: this.extras.uploaderService } : {}),
       },
     );
-    this.cameras = new CameraManager({
+    this.cameras = new AgentCameras({
+      config,
+      db: this.parts.db,
+      credentials: this.parts.credentials,
+      client: this.client,
       tree,
       clock,
       log,
       workDir: this.outbox.workDir,
       sink: this.outbox.accept,
-      ffmpegPath: config.ffmpegPath,
-      rtspTimeoutMs: config.rtspTimeoutMs,
+      health: () => this.health?.latest()?.cameras ?? [],
     });
     this.health = new HealthMonitor({
       clock,
@@ -217,6 +217,10 @@ export class Agent {
       disk: () => readDiskSpace(config.dataDir),
       clockState: () => readClockState(config.system.clockStatusCommand, clock.now(), this.#firmware.builtAt),
       escalation: this.escalation,
+      reports: () => {
+        const d = this.cameras?.discovery.check();
+        return d && !d.ok ? [{ check: 'discovery', part: null, reason: d.reason ?? 'discovery is not working', remedy: 'report' as const }] : [];
+      },
       actions: {
         restartPart: (path) => tree.restartPart(path),
         restartAgent: (reason) => this.restartAgent(reason),
@@ -235,41 +239,23 @@ export class Agent {
         lastReboot: () => this.#start?.lastReboot ?? { reason: 'unknown', detail: null },
         uptimeS: () => this.runState.uptimeS(),
         report: () => this.health?.latest() ?? null,
+        uncaptured: () => this.cameras?.uncaptured() ?? [],
         escalation: this.escalation,
         counters: () => counters.all(),
         deadLetters: () => queue.deadLetterCount(),
         logs: (n) => this.extras.ring?.recent(n) ?? [],
       },
     });
-    this.inventory = new InventoryReporter({
-      client: this.client,
-      clock,
-      log: log.child({ part: 'inventory' }),
-      items: () => this.cameraRecords().map((r) => this.inventoryLine(r)),
-    });
     // A device that just got its token says so at once, instead of at the next round.
     this.bus.on('token:refreshed', () => {
       this.heartbeat?.wake();
-      this.inventory?.changed();
+      this.cameras?.inventory.changed();
     });
     tree.add('health', this.health);
     tree.add('heartbeat', this.heartbeat);
-    tree.add('inventory', this.inventory);
+    tree.add('inventory', this.cameras.inventory);
+    tree.add('discovery', this.cameras.discovery);
     return tree;
-  }
-
-  /** Every camera the agent knows: configured ones (discovered ones join them). */
-  cameraRecords(): CameraRecord[] {
-    return this.config.cameras.map((cam) => configuredRecord(cam, this.#startedAt));
-  }
-
-  /** A camera's inventory line; a capture problem shows while the camera is failing. */
-  private inventoryLine(r: CameraRecord) {
-    const item = inventoryItem(r, this.cameras?.path(r.key) ?? null);
-    const health = this.health?.latest()?.cameras.find((c) => c.camera === r.key);
-    if (item.lastError === null && health && health.state !== 'ok') item.lastError = health.lastError;
-    if (health?.lastCaptureAt) item.lastSeenAt = health.lastCaptureAt;
-    return item;
   }
 
   /** Escalation step 2: stop everything and exit with EXIT_RESTART; init starts the agent again. */
@@ -305,9 +291,9 @@ export class Agent {
     const tree = (this.tree = this.buildTree());
     // A camera with a backlog gets its uploads even if nothing captures it any more.
     for (const d of this.parts.queue.depth()) tree.addCamera(d.camera);
-    for (const cam of this.config.cameras) await this.cameras!.set(cam.id, configuredCamera(this.config, cam));
+    await this.cameras!.resume();
     this.log.info(
-      { ...r, cameras: this.config.cameras.length, lastReboot: this.#start.lastReboot, lastExit: this.#start.lastExit, firmware: this.#firmware, verdict: this.escalation.verdict() },
+      { ...r, cameras: this.cameras!.manager.keys().length, lastReboot: this.#start.lastReboot, lastExit: this.#start.lastExit, firmware: this.#firmware, verdict: this.escalation.verdict() },
       'agent started',
     );
     const stop = AbortSignal.any([signal, this.#stop.signal]);

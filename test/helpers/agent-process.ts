@@ -43,7 +43,9 @@ export function writeAgentConfig(dataDir: string, config: Record<string, unknown
   const serial = join(dataDir, 'board-serial');
   writeFileSync(serial, '10000000c0ffee00\n');
   const file = join(dataDir, 'agent.json');
-  writeFileSync(file, JSON.stringify({ dataDir, serialSources: [serial], ...config }, null, 2));
+  // Discovery off unless a test turns it on (inside its own network namespaces): tests send
+  // nothing beyond loopback, and multicast probes would reach this machine's LAN.
+  writeFileSync(file, JSON.stringify({ dataDir, serialSources: [serial], discovery: { enabled: false }, ...config }, null, 2));
   return file;
 }
 

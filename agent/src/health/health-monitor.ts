@@ -72,6 +72,8 @@ export interface HealthMonitorOptions {
   clockState: () => Promise<ClockState>;
   escalation: Escalation;
   actions: HealthActions;
+  /** Other parts' own time-based checks (discovery), reported when they fail. */
+  reports?: () => Finding[];
   usage?: () => ProcessUsage;
 }
 
@@ -117,6 +119,7 @@ export class HealthMonitor {
       ...checkUploaders(snap, o.limits),
       ...checkQueue(snap, o.limits),
       ...checkProcess(this.#prev, snap, o.limits, this.#rss),
+      ...(o.reports?.() ?? []),
     ];
     this.#rss.push(snap.rssBytes);
     if (this.#rss.length > RSS_HISTORY) this.#rss.shift();

@@ -2,7 +2,7 @@
 // uptime, how it last went down, per-camera state, queue, dead letters, evictions, disk,
 // memory, clock and the verdict, with recent log lines when something is wrong. Heartbeats are
 // never queued: one that cannot be sent is dropped, and the next carries the latest state.
-import type { HeartbeatRequest, HeartbeatResponse, RebootReason } from '@vigil/protocol';
+import type { CameraHealth, HeartbeatRequest, HeartbeatResponse, RebootReason } from '@vigil/protocol';
 import type { CloudClient } from '../cloud/cloud-client.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
@@ -20,6 +20,8 @@ export interface HeartbeatSources {
   lastReboot: () => { reason: RebootReason; detail: string | null };
   uptimeS: () => number;
   report: () => HealthReport | null;
+  /** Cameras known but not captured (a wrong password, not found any more), with why. */
+  uncaptured: () => CameraHealth[];
   escalation: Escalation;
   counters: () => Record<string, number>;
   deadLetters: () => number;
@@ -87,7 +89,7 @@ export class Heartbeat {
       verdictReason: reason,
       problems,
       escalation: s.escalation.steps(),
-      cameras: report?.cameras ?? [],
+      cameras: [...(report?.cameras ?? []), ...s.uncaptured()],
       queue: report?.queue ?? [],
       deadLetters: s.deadLetters(),
       evictions,
