@@ -49,8 +49,13 @@ export function writeAgentConfig(dataDir: string, config: Record<string, unknown
   return file;
 }
 
-export function startAgentProcess(t: Teardown, configFile: string, env: NodeJS.ProcessEnv = {}, command = 'run'): AgentProcess {
-  const child = spawn(process.execPath, [CLI, command, '--config', configFile], {
+/**
+ * Starts the agent. `prefix` runs it through another command first, e.g. a network namespace's
+ * `ip netns exec NAME` (which execs, so the child is still the agent itself).
+ */
+export function startAgentProcess(t: Teardown, configFile: string, env: NodeJS.ProcessEnv = {}, command = 'run', prefix: string[] = []): AgentProcess {
+  const [cmd, ...args] = [...prefix, process.execPath, CLI, command, '--config', configFile];
+  const child = spawn(cmd!, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, VIGIL_LOG_LEVEL: 'debug', ...env },
   });

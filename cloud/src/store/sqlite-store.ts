@@ -49,10 +49,12 @@ export class SqliteStore implements CloudStore {
   constructor(path: string) {
     mkdirSync(dirname(path), { recursive: true });
     this.#db = new Database(path);
+    // First: the CLI (claim-code, revoke) opens the database while the server runs, and even
+    // switching to WAL must wait for the other's lock rather than fail with SQLITE_BUSY.
+    this.#db.pragma('busy_timeout = 5000');
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = FULL');
     this.#db.pragma('foreign_keys = ON');
-    this.#db.pragma('busy_timeout = 5000');
     migrate(this.#db);
     this.#s = prepare(this.#db);
     this.fleet = new SqliteFleetStore(this.#db);
