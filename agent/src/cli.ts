@@ -5,9 +5,10 @@ import { loadConfig, ConfigError, type AgentConfig } from './config.js';
 import { Agent, openParts } from './agent.js';
 import { installCrashHandlers } from './health/run-state.js';
 import { LogRing } from './lib/log-ring.js';
+import { CameraRegistry } from './cameras/camera-registry.js';
 import { CloudClient } from './cloud/cloud-client.js';
 import { scaledClock, systemClock } from './lib/clock.js';
-import { createLogger } from './lib/logger.js';
+import { createLogger, silentLogger } from './lib/logger.js';
 import { onStopSignals } from './lib/stop-signals.js';
 import { CameraCredentialStore, credentialScope, DEFAULT_SCOPE, loadCredentialsKey } from './cameras/credentials.js';
 
@@ -120,6 +121,15 @@ async function status(config: AgentConfig): Promise<number> {
     spoolBytes: parts.queue.spoolBytes(),
     counters: parts.counters.all(),
     hasToken: parts.vault.load() !== undefined,
+    // Every camera the registry knows, with its problem (a wrong password, not found)
+    cameras: new CameraRegistry({ db: parts.db, clock: systemClock, log: silentLogger() }).list().map((c) => ({
+      camera: c.key,
+      name: c.name,
+      source: c.source,
+      address: c.address,
+      present: c.present,
+      lastError: c.lastError ? `${c.lastError.code}: ${c.lastError.message}` : null,
+    })),
   };
   parts.db.close();
   console.log(JSON.stringify(out, null, 2));

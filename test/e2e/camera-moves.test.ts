@@ -94,4 +94,9 @@ t.test('a camera that changes IP: same registry entry, the worker follows, one c
   t.same(cloudDb().cameras.map((c) => c.key), [KEY], 'one camera in the cloud, keyed by MAC, never by IP');
   t.equal(agent.logs.filter(started).length, 1, 'started once; after the move it was repointed, not added again');
   t.same((await agent.stop()).code, 0);
+
+  const status = startAgentProcess(t, join(dataDir, 'agent.json'), {}, 'status');
+  await status.exited;
+  const printed = JSON.parse(status.logs.map((l) => l.msg).join('\n')) as { cameras: { camera: string; address: string; present: boolean; lastError: string | null }[] };
+  t.match(printed.cameras, [{ camera: KEY, address: `${newAddress}`, present: true, lastError: null }], '`vigil-agent status` lists the camera at its new address');
 });
