@@ -75,6 +75,8 @@ export function startAgentProcess(t: Teardown, configFile: string, env: NodeJS.P
   const exited = once(child, 'close').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
   const killOnExit = (): void => void child.kill('SIGKILL');
   process.on('exit', killOnExit);
+  // Gone already: nothing to kill (a drill that starts twenty agents in one test keeps no listeners)
+  void exited.then(() => process.off('exit', killOnExit));
   t.teardown(async () => {
     process.off('exit', killOnExit);
     if (child.exitCode === null && child.signalCode === null) {
