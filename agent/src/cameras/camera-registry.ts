@@ -17,7 +17,8 @@ import type { Logger } from '../lib/logger.js';
 import type { Db } from '../store/db.js';
 import { endpointKey, cameraKey, isProvisionalKey, normalizeMac } from './camera-key.js';
 import { configuredRecord } from './configured.js';
-import type { CameraChange, CameraError, CameraRecord } from './types.js';
+import { COLUMNS, fromRecord, toRecord, type Row } from './camera-rows.js';
+import type { CameraChange, CameraRecord } from './types.js';
 
 /** camera_changes keeps this many rows (the newest). */
 export const CAMERA_CHANGES_KEPT = 1000;
@@ -64,35 +65,6 @@ export interface CameraChangeRow {
   previousAddress: string | null;
   detail: string | null;
 }
-
-interface Row {
-  key: string;
-  source: 'onvif' | 'config';
-  name: string;
-  manufacturer: string | null;
-  model: string | null;
-  firmware: string | null;
-  serial: string | null;
-  mac: string | null;
-  endpoint: string | null;
-  address: string | null;
-  xaddr: string | null;
-  stream_uri: string | null;
-  snapshot_uri: string | null;
-  present: number;
-  missed_rounds: number;
-  first_seen_at: number;
-  last_seen_at: number;
-  address_changed_at: number | null;
-  last_error_code: string | null;
-  last_error_message: string | null;
-  last_error_at: number | null;
-}
-
-const COLUMNS = [
-  'key', 'source', 'name', 'manufacturer', 'model', 'firmware', 'serial', 'mac', 'endpoint', 'address', 'xaddr', 'stream_uri', 'snapshot_uri',
-  'present', 'missed_rounds', 'first_seen_at', 'last_seen_at', 'address_changed_at', 'last_error_code', 'last_error_message', 'last_error_at',
-] as const;
 
 /** Fields whose change is an 'updated' event. */
 const DESCRIPTIVE = ['name', 'manufacturer', 'model', 'firmware', 'serial', 'mac', 'xaddr', 'stream_uri', 'snapshot_uri'] as const;
@@ -358,52 +330,4 @@ export class CameraRegistry {
     this.o.log[level]({ camera: row.key, change, address: row.address, ...(previousAddress ? { previousAddress } : {}), ...(detail ? { detail } : {}) }, `camera ${change.replace('_', ' ')}`);
     return { change, camera, at };
   }
-}
-
-function toRecord(r: Row): CameraRecord {
-  const lastError: CameraError | null = r.last_error_code ? { code: r.last_error_code, message: r.last_error_message ?? '', at: r.last_error_at ?? r.last_seen_at } : null;
-  return {
-    key: r.key,
-    source: r.source,
-    name: r.name,
-    manufacturer: r.manufacturer,
-    model: r.model,
-    firmware: r.firmware,
-    serial: r.serial,
-    mac: r.mac,
-    address: r.address,
-    xaddr: r.xaddr,
-    streamUri: r.stream_uri,
-    snapshotUri: r.snapshot_uri,
-    present: r.present === 1,
-    firstSeenAt: r.first_seen_at,
-    lastSeenAt: r.last_seen_at,
-    lastError,
-  };
-}
-
-function fromRecord(c: CameraRecord): Row {
-  return {
-    key: c.key,
-    source: c.source,
-    name: c.name,
-    manufacturer: c.manufacturer,
-    model: c.model,
-    firmware: c.firmware,
-    serial: c.serial,
-    mac: c.mac,
-    endpoint: null,
-    address: c.address,
-    xaddr: c.xaddr,
-    stream_uri: c.streamUri,
-    snapshot_uri: c.snapshotUri,
-    present: c.present ? 1 : 0,
-    missed_rounds: 0,
-    first_seen_at: c.firstSeenAt,
-    last_seen_at: c.lastSeenAt,
-    address_changed_at: null,
-    last_error_code: c.lastError?.code ?? null,
-    last_error_message: c.lastError?.message ?? null,
-    last_error_at: c.lastError?.at ?? null,
-  };
 }
