@@ -78,6 +78,20 @@ export class CloudClient {
     await res.dump();
   }
 
+  /**
+   * GET of an object (a firmware bundle) as a stream, absolute or relative to the cloud, with
+   * the device token when it goes to the cloud itself. No limit on the whole transfer (a
+   * bundle takes as long as it takes on a slow line), only on silence between chunks.
+   */
+  async getObject(url: string, headers: Record<string, string>, signal?: AbortSignal): Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined>; body: AsyncIterable<Buffer> & { destroy(): void } }> {
+    const target = new URL(url, this.#base);
+    const all = { ...headers };
+    const token = this.o.token();
+    if (token && target.origin === this.#base.origin) all.authorization = `Bearer ${token}`;
+    const res = await this.send(target, 'GET', all, undefined, 'object', signal, false);
+    return { statusCode: res.statusCode, headers: res.headers, body: res.body };
+  }
+
   async close(): Promise<void> {
     await this.#agent.close();
   }
@@ -89,9 +103,17 @@ export class CloudClient {
     body: string | Buffer | undefined,
     step: Step,
     signal?: AbortSignal,
-  ): Promise<{ json(): Promise<unknown>; dump(): Promise<void> }> {
+    wholeTimeout = true,
+  ): Promise<{
+    statusCode: number;
+    headers: Record<string, string | string[] | undefined>;
+    body: AsyncIterable<Buffer> & { destroy(): void };
+    json(): Promise<unknown>;
+    dump(): Promise<void>;
+  }> {
     const timeout = AbortSignal.timeout(this.#timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const signals = [...(signal ? [signal] : []), ...(wholeTimeout ? [timeout] : [])];
+    const combined = signals.length ? AbortSignal.any(signals) : undefined;
     let res;
     try {
       res = await request(url, {
@@ -105,14 +127,14 @@ export class CloudClient {
       });
     } catch (err) {
       if (signal?.aborted) throw new CloudError('ABORTED', 'request aborted', { kind: 'retry', cause: err });
-      const timedOut = timeout.aborted || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.ConnectTimeoutError;
+      const timedOut = (wholeTimeout && timeout.aborted) || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.ConnectTimeoutError;
       throw new CloudError(timedOut ? 'CLOUD_TIMEOUT' : 'CLOUD_UNREACHABLE', `${method} ${url.pathname}: ${describe(err)}`, {
         kind: 'retry',
         cause: err,
       });
     }
     if (res.statusCode >= 200 && res.statusCode < 300) {
-      return { json: () => res.body.json(), dump: () => res.body.dump() };
+      return { statusCode: res.statusCode, headers: res.headers, body: res.body, json: () => res.body.json(), dump: () => res.body.dump() };
     }
     let parsed: Partial<ErrorBody> = {};
     try {
