@@ -207,3 +207,28 @@ export interface CameraInventoryRequest {
 export interface CameraInventoryResponse {
   receivedAt: number;
 }
+
+/** GET /v1/firmware/target — the firmware this device should run. Sent with an ETag; a request
+ * with If-None-Match gets 304 while the answer is unchanged. */
+export interface FirmwareTarget {
+  /** null: no update for this device (stay on what runs). */
+  release: { id: string; version: string; bytes: number; sha256: string; url: string } | null;
+  /** The deployment that asks for it, to report progress against. */
+  deploymentId: string | null;
+}
+
+export const UPDATE_STATES = ['downloading', 'installing', 'trial', 'committed', 'reverted', 'failed'] as const;
+/** Where an update stands on the device; committed, reverted and failed are final. */
+export type UpdateState = (typeof UPDATE_STATES)[number];
+
+/** POST /v1/firmware/status — each step of an update and its outcome. */
+export interface FirmwareStatusRequest {
+  deploymentId: string | null;
+  releaseId: string;
+  version: string;
+  state: UpdateState;
+  /** Why it failed or was reverted ("no upload acknowledged within 600 s of the trial boot"). */
+  reason: string | null;
+  /** Epoch ms on the device. */
+  at: number;
+}
