@@ -1,4 +1,5 @@
 import { DHASH_BITS } from '@vigil/protocol';
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 
@@ -74,6 +75,20 @@ export const CloudConfigSchema = z
     /** Sent as a bearer token when set (local servers often need none). Env only. */
     triageApiKey: z.string().min(1).optional(),
     triageTimeoutS: positiveInt(30),
+
+    // Firmware (see routes/firmware-*.ts).
+    /** Largest RAUC bundle an admin may upload. */
+    maxBundleBytes: positiveInt(1024 * MIB),
+    /**
+     * CA certificate (PEM) that bundles must be signed by, checked with `rauc info --keyring` on
+     * upload. Unset: bundles are stored unchecked and their releases say `verified: false`;
+     * production must set it.
+     */
+    firmwareKeyring: z
+      .string()
+      .min(1)
+      .refine((p) => existsSync(p), 'no such file')
+      .optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -127,6 +142,8 @@ export const CONFIG_OPTIONS: readonly OptionSource[] = [
   { key: 'triageModel', env: 'VIGIL_TRIAGE_MODEL', flag: 'triage-model', type: 'string' },
   { key: 'triageApiKey', env: 'VIGIL_TRIAGE_API_KEY', type: 'string' },
   { key: 'triageTimeoutS', env: 'VIGIL_TRIAGE_TIMEOUT_S', flag: 'triage-timeout-s', type: 'number' },
+  { key: 'maxBundleBytes', env: 'VIGIL_MAX_BUNDLE_BYTES', flag: 'max-bundle-bytes', type: 'number' },
+  { key: 'firmwareKeyring', env: 'VIGIL_FIRMWARE_KEYRING', flag: 'firmware-keyring', type: 'string' },
 ];
 
 /** The flags `loadConfig` understands, in node:util parseArgs form. */

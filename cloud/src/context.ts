@@ -1,5 +1,7 @@
 import type { AlertService } from './alerts/alert-service.js';
 import type { CloudConfig } from './config.js';
+import type { BundleIntake } from './firmware/bundle-intake.js';
+import type { BundleVerifier } from './firmware/bundle-verifier.js';
 import type { FleetWatch } from './fleet/fleet-watch.js';
 import type { FolderStore } from './objects/folder-store.js';
 import type { ObjectStore } from './objects/types.js';
@@ -18,4 +20,6 @@ export interface AppContext {
   /** Keeps fleet alerts in step with heartbeats and frames. */
   fleet: FleetWatch;
   alerts: AlertService;
+  /** Where uploaded bundles land first, and what checks their signature (unset: no keyring). */
+  firmware: { intake: BundleIntake; verifier: BundleVerifier | undefined };
 }

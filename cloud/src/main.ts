@@ -8,6 +8,8 @@ import { buildApp } from './app.js';
 import { parseConfig, type CloudConfig, type CloudConfigInput } from './config.js';
 import type { AppContext } from './context.js';
 import { ConfigError } from './errors.js';
+import { BundleIntake } from './firmware/bundle-intake.js';
+import { RaucVerifier } from './firmware/bundle-verifier.js';
 import { FleetWatch } from './fleet/fleet-watch.js';
 import { Triage } from './fleet/triage.js';
 import { systemSleep, type Clock, type Sleep } from './lib/clock.js';
@@ -30,6 +32,8 @@ export const DB_FILE = 'cloud.db';
 export const OBJECTS_DIR = 'objects';
 export const ADMIN_TOKEN_FILE = 'admin-token';
 export const SIGNING_KEY_FILE = 'url-signing-key';
+/** Uploaded firmware bundles are streamed here and checked before the object store keeps them. */
+export const FIRMWARE_INCOMING_DIR = 'firmware-incoming';
 
 export interface CloudDeps {
   /** Defaults to pino on stdout at config.logLevel. */
@@ -103,7 +107,12 @@ export async function startCloud(input: CloudConfigInput, deps: CloudDeps = {}):
   const clock: Clock = { now: deps.now ?? Date.now, sleep: deps.sleep ?? systemSleep };
   const services = buildServices(config, store, clock, deps.random ?? Math.random, logger);
   const { fleet, alerts, notifications, triage } = services;
-  const ctx: AppContext = { config, store, objects: folder, folder, adminToken, now: clock.now, fleet, alerts };
+  const firmware = {
+    intake: await BundleIntake.open(join(config.dataDir, FIRMWARE_INCOMING_DIR), config.maxBundleBytes),
+    verifier: config.firmwareKeyring ? new RaucVerifier({ keyring: config.firmwareKeyring }) : undefined,
+  };
+  if (!firmware.verifier) logger.warn('no firmwareKeyring (VIGIL_FIRMWARE_KEYRING): firmware bundles are stored without a signature check; production must set it');
+  const ctx: AppContext = { config, store, objects: folder, folder, adminToken, now: clock.now, fleet, alerts, firmware };
   let app: FastifyInstance;
   try {
     app = await buildApp(ctx, logger);

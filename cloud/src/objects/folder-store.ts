@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { once } from 'node:events';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -163,16 +163,30 @@ export class FolderStore implements ObjectStore {
     return { bytes, sha256: hash.digest('hex') };
   }
 
-  async openRead(key: string): Promise<ObjectReader | null> {
+  async openRead(key: string, opts: { start?: number; end?: number } = {}): Promise<ObjectReader | null> {
     const path = this.#path(key);
     try {
       const fh = await open(path, 'r');
       const { size } = await fh.stat();
-      return { stream: fh.createReadStream(), bytes: size };
+      return { stream: fh.createReadStream({ start: opts.start ?? 0, ...(opts.end === undefined ? {} : { end: opts.end }) }), bytes: size };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;
     }
+  }
+
+  async putFile(key: string, localPath: string): Promise<void> {
+    const final = this.#path(key);
+    await mkdir(dirname(final), { recursive: true });
+    try {
+      await rename(localPath, final);
+    } catch (err) {
+      // Another file system (a data dir split over mounts): copy, then drop the original.
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+      await copyFile(localPath, final);
+      await unlink(localPath);
+    }
+    await fsyncDir(dirname(final));
   }
 
   async delete(key: string): Promise<void> {

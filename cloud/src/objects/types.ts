@@ -29,6 +29,7 @@ export interface ObjectStat {
 
 export interface ObjectReader {
   stream: Readable;
+  /** The whole object's size (not what is left after `start`). */
   bytes: number;
 }
 
@@ -36,8 +37,13 @@ export interface ObjectStore {
   presignPut(key: string, expected: ExpectedObject, now: number): Promise<PresignedPut>;
   /** null when there is no such object. */
   stat(key: string): Promise<ObjectStat | null>;
-  /** null when there is no such object. */
-  openRead(key: string): Promise<ObjectReader | null>;
+  /** null when there is no such object. `start`, `end` (inclusive): the bytes to read (ranged downloads). */
+  openRead(key: string, opts?: { start?: number; end?: number }): Promise<ObjectReader | null>;
+  /**
+   * Moves a finished local file in as the object (large server-side uploads such as firmware
+   * bundles, which are streamed to disk and checked before they are kept).
+   */
+  putFile(key: string, localPath: string): Promise<void>;
   /** Deleting a missing object is not an error. */
   delete(key: string): Promise<void>;
 }

@@ -4,6 +4,7 @@ import { issueClaimCode, MAX_CLAIM_CODE_TTL_S, MAX_SITE_NAME, type IssuedClaimCo
 import type { AppContext } from '../context.js';
 import { CloudError } from '../errors.js';
 import type { SiteRecord } from '../store/types.js';
+import { firmwareAdminRoutes } from './firmware-admin.js';
 import { fleetAdminRoutes } from './fleet-admin.js';
 import { frameReadRoutes } from './frames.js';
 
@@ -41,5 +42,6 @@ export const adminApi: FastifyPluginAsync<{ ctx: AppContext }> = async (app, { c
   });
 
   await app.register(fleetAdminRoutes, { ctx });
+  await app.register(firmwareAdminRoutes, { ctx });
   await app.register(frameReadRoutes, { ctx, scope: () => undefined, imagePath: (frameId) => `/admin/v1/frames/${frameId}/image` });
 };

@@ -5,6 +5,7 @@ import { deviceAuth, requireDevice } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { CloudError } from '../errors.js';
 import { claimRoutes } from './claim.js';
+import { firmwareDeviceRoutes } from './firmware-device.js';
 import { frameReadRoutes } from './frames.js';
 import { heartbeatRoutes } from './heartbeat.js';
 import { inventoryRoutes } from './inventory.js';
@@ -35,6 +36,7 @@ export const deviceApi: FastifyPluginAsync<{ ctx: AppContext }> = async (app, { 
     await authed.register(uploadRoutes, { ctx });
     await authed.register(heartbeatRoutes, { ctx });
     await authed.register(inventoryRoutes, { ctx });
+    await authed.register(firmwareDeviceRoutes, { ctx });
     await authed.register(frameReadRoutes, {
       ctx,
       scope: (req) => requireDevice(req).id,

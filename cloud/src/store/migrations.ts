@@ -173,4 +173,41 @@ export const MIGRATIONS: readonly string[] = [
      unlisted_at  INTEGER
    );
    CREATE INDEX camera_inventory_device ON camera_inventory (device_id);`,
+  // 4: firmware (issue 6). A release is one uploaded RAUC bundle (version unique; verified = its
+  // signature was checked against the configured keyring). A deployment targets a set of devices
+  // with one release; firmware_rollout holds each targeted device's place in it: 'waiting' until
+  // a slot frees, 'started' once its target named the release, then what the device reports.
+  // A device in several deployments follows the newest.
+  `CREATE TABLE firmware_releases (
+     id         TEXT    PRIMARY KEY,
+     version    TEXT    NOT NULL UNIQUE,
+     bytes      INTEGER NOT NULL,
+     sha256     TEXT    NOT NULL,
+     object_key TEXT    NOT NULL,
+     verified   INTEGER NOT NULL CHECK (verified IN (0, 1)),
+     created_at INTEGER NOT NULL
+   );
+   CREATE TABLE firmware_deployments (
+     id                TEXT    PRIMARY KEY,
+     release_id        TEXT    NOT NULL REFERENCES firmware_releases (id),
+     site_id           TEXT    REFERENCES sites (id),
+     max_concurrent    INTEGER NOT NULL,
+     failure_threshold INTEGER NOT NULL,
+     state             TEXT    NOT NULL CHECK (state IN ('active', 'halted')),
+     halt_reason       TEXT,
+     halted_at         INTEGER,
+     created_at        INTEGER NOT NULL
+   );
+   CREATE TABLE firmware_rollout (
+     deployment_id TEXT    NOT NULL REFERENCES firmware_deployments (id),
+     device_id     TEXT    NOT NULL REFERENCES devices (id),
+     seq           INTEGER NOT NULL,
+     state         TEXT    NOT NULL CHECK (state IN ('waiting', 'started', 'downloading', 'installing', 'trial', 'committed', 'reverted', 'failed')),
+     reason        TEXT,
+     started_at    INTEGER,
+     updated_at    INTEGER NOT NULL,
+     reported_at   INTEGER,
+     PRIMARY KEY (deployment_id, device_id)
+   );
+   CREATE INDEX firmware_rollout_device ON firmware_rollout (device_id);`,
 ];

@@ -2,10 +2,12 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { AlertStore } from './alert-types.js';
+import type { FirmwareStore } from './firmware-types.js';
 import type { FleetStore } from './fleet-types.js';
 import type { InventoryStore } from './inventory-types.js';
 import { MIGRATIONS } from './migrations.js';
 import { SqliteAlertStore } from './sqlite-alert-store.js';
+import { SqliteFirmwareStore } from './sqlite-firmware-store.js';
 import { SqliteFleetStore } from './sqlite-fleet-store.js';
 import { SqliteInventoryStore } from './sqlite-inventory-store.js';
 import { DEVICE_COLUMNS, INVENTORY_COLUMNS, toCamera, toDevice, toFrame, toInventory, toSite, toUpload, type Row } from './sqlite-rows.js';
@@ -45,6 +47,7 @@ export class SqliteStore implements CloudStore {
   readonly fleet: FleetStore;
   readonly alerts: AlertStore;
   readonly inventory: InventoryStore;
+  readonly firmware: FirmwareStore;
 
   constructor(path: string) {
     mkdirSync(dirname(path), { recursive: true });
@@ -60,6 +63,7 @@ export class SqliteStore implements CloudStore {
     this.fleet = new SqliteFleetStore(this.#db);
     this.alerts = new SqliteAlertStore(this.#db);
     this.inventory = new SqliteInventoryStore(this.#db);
+    this.firmware = new SqliteFirmwareStore(this.#db);
   }
 
   async createClaimCode(i: { siteName: string; newSiteId: string; codeHash: string; expiresAt: number; now: number }): Promise<SiteRecord> {

@@ -1,5 +1,6 @@
 import type { Variant } from '@vigil/protocol';
 import type { AlertStore } from './alert-types.js';
+import type { FirmwareStore } from './firmware-types.js';
 import type { FleetStore } from './fleet-types.js';
 import type { CameraInventory, InventoryStore } from './inventory-types.js';
 
@@ -106,6 +107,8 @@ export interface CloudStore {
   readonly alerts: AlertStore;
   /** Each device's camera inventory (inventory-types.ts). */
   readonly inventory: InventoryStore;
+  /** Firmware releases, deployments and rollouts (firmware-types.ts). */
+  readonly firmware: FirmwareStore;
 
   /** Finds the site by name or creates it, and records a claim code (by hash) for it. */
   createClaimCode(input: { siteName: string; newSiteId: string; codeHash: string; expiresAt: number; now: number }): Promise<SiteRecord>;

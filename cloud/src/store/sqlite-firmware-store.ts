@@ -1,0 +1,212 @@
+import type Database from 'better-sqlite3';
+import {
+  FAILED_STATES,
+  FINAL_STATES,
+  IN_PROGRESS_STATES,
+  type DeploymentDetail,
+  type DeploymentRecord,
+  type DeviceTarget,
+  type FirmwareStore,
+  type NewDeployment,
+  type ReleaseRecord,
+  type RolloutDevice,
+  type RolloutState,
+  type StatusInput,
+  type StatusResult,
+} from './firmware-types.js';
+import type { Row } from './sqlite-rows.js';
+
+const list = (states: readonly RolloutState[]) => states.map((s) => `'${s}'`).join(', ');
+const IN_PROGRESS = list(IN_PROGRESS_STATES);
+const FAILED = list(FAILED_STATES);
+
+/** Releases, deployments and rollouts in the embedded SQLite file (opened and migrated by SqliteStore). */
+export class SqliteFirmwareStore implements FirmwareStore {
+  readonly #db: Database.Database;
+  readonly #s;
+
+  constructor(db: Database.Database) {
+    this.#db = db;
+    this.#s = prepare(db);
+  }
+
+  async createRelease(r: ReleaseRecord): Promise<boolean> {
+    const res = this.#s.insertRelease.run({ ...r, verified: r.verified ? 1 : 0 });
+    return res.changes === 1;
+  }
+
+  async getRelease(id: string): Promise<ReleaseRecord | null> {
+    const r = this.#s.releaseById.get(id) as Row | undefined;
+    return r ? toRelease(r) : null;
+  }
+
+  async releaseByVersion(version: string): Promise<ReleaseRecord | null> {
+    const r = this.#s.releaseByVersion.get(version) as Row | undefined;
+    return r ? toRelease(r) : null;
+  }
+
+  async listReleases(): Promise<ReleaseRecord[]> {
+    return (this.#s.listReleases.all() as Row[]).map(toRelease);
+  }
+
+  async createDeployment(d: NewDeployment): Promise<DeploymentRecord> {
+    const s = this.#s;
+    return this.#db
+      .transaction(() => {
+        s.insertDeployment.run(d.id, d.releaseId, d.siteId, d.maxConcurrent, d.failureThreshold, d.now);
+        d.deviceIds.forEach((deviceId, seq) => s.insertRollout.run(d.id, deviceId, seq, d.now));
+        return toDeployment(s.deploymentById.get(d.id) as Row);
+      })
+      .immediate();
+  }
+
+  async getDeployment(id: string): Promise<DeploymentDetail | null> {
+    const r = this.#s.deploymentById.get(id) as Row | undefined;
+    if (!r) return null;
+    const deployment = toDeployment(r);
+    const devices = (this.#s.rolloutOf.all(id) as Row[]).map(toRollout);
+    const counts = Object.fromEntries(
+      (['waiting', 'started', 'downloading', 'installing', 'trial', 'committed', 'reverted', 'failed'] as const).map((st) => [st, devices.filter((d) => d.state === st).length]),
+    ) as Record<RolloutState, number>;
+    return { ...deployment, release: toRelease(this.#s.releaseById.get(deployment.releaseId) as Row), devices, counts };
+  }
+
+  async haltDeployment(id: string, reason: string, now: number): Promise<boolean> {
+    return this.#db
+      .transaction(() => {
+        if (!this.#s.deploymentById.get(id)) return false;
+        this.#s.halt.run(reason, now, id);
+        return true;
+      })
+      .immediate();
+  }
+
+  async targetFor(deviceId: string, now: number): Promise<DeviceTarget | null> {
+    const s = this.#s;
+    return this.#db
+      .transaction((): DeviceTarget | null => {
+        const r = s.newestRolloutOf.get(deviceId) as Row | undefined;
+        if (!r) return null;
+        const state = r.state as RolloutState;
+        const deploymentId = r.deployment_id as string;
+        if (state === 'waiting') {
+          if (r.dep_state !== 'active') return null;
+          const busy = (s.inProgressCount.get(deploymentId) as Row).n as number;
+          if (busy >= (r.max_concurrent as number)) return null;
+          s.start.run(now, now, deploymentId, deviceId);
+        } else if (!IN_PROGRESS_STATES.includes(state)) {
+          return null; // finished (committed, reverted or failed): nothing more to do here
+        }
+        return { deploymentId, release: toRelease(s.releaseById.get(r.release_id) as Row) };
+      })
+      .immediate();
+  }
+
+  async deviceMayFetch(deviceId: string, releaseId: string): Promise<boolean> {
+    return this.#s.toldRelease.get(deviceId, releaseId) !== undefined;
+  }
+
+  async recordStatus(i: StatusInput): Promise<StatusResult> {
+    const s = this.#s;
+    return this.#db
+      .transaction((): StatusResult => {
+        const r = s.rolloutRow.get(i.deploymentId, i.deviceId) as Row | undefined;
+        if (!r) return { ok: false, reason: 'not_targeted' };
+        if (r.release_id !== i.releaseId) return { ok: false, reason: 'wrong_release' };
+        const recorded = !FINAL_STATES.includes(r.state as RolloutState);
+        if (recorded) s.report.run(i.state, i.reason, i.now, i.reportedAt, i.now, i.deploymentId, i.deviceId);
+        let dep = toDeployment(s.deploymentById.get(i.deploymentId) as Row);
+        let halted = false;
+        if (recorded && dep.state === 'active' && FAILED_STATES.includes(i.state)) {
+          const failures = (s.failureCount.get(i.deploymentId) as Row).n as number;
+          if (failures >= dep.failureThreshold) {
+            const why = i.reason ? `: ${i.reason}` : '';
+            s.halt.run(`${failures} device(s) failed or reverted, threshold ${dep.failureThreshold}; last: ${i.deviceId} ${i.state}${why}`, i.now, i.deploymentId);
+            dep = toDeployment(s.deploymentById.get(i.deploymentId) as Row);
+            halted = true;
+          }
+        }
+        return { ok: true, recorded, deployment: dep, halted };
+      })
+      .immediate();
+  }
+}
+
+function prepare(db: Database.Database) {
+  const p = (sql: string) => db.prepare(sql);
+  return {
+    insertRelease: p(
+      `INSERT INTO firmware_releases (id, version, bytes, sha256, object_key, verified, created_at)
+       VALUES (:id, :version, :bytes, :sha256, :objectKey, :verified, :createdAt) ON CONFLICT (version) DO NOTHING`,
+    ),
+    releaseById: p('SELECT * FROM firmware_releases WHERE id = ?'),
+    releaseByVersion: p('SELECT * FROM firmware_releases WHERE version = ?'),
+    listReleases: p('SELECT * FROM firmware_releases ORDER BY created_at DESC, rowid DESC'),
+    insertDeployment: p(
+      `INSERT INTO firmware_deployments (id, release_id, site_id, max_concurrent, failure_threshold, state, created_at)
+       VALUES (?, ?, ?, ?, ?, 'active', ?)`,
+    ),
+    insertRollout: p(`INSERT INTO firmware_rollout (deployment_id, device_id, seq, state, updated_at) VALUES (?, ?, ?, 'waiting', ?)`),
+    deploymentById: p('SELECT * FROM firmware_deployments WHERE id = ?'),
+    rolloutOf: p('SELECT * FROM firmware_rollout WHERE deployment_id = ? ORDER BY seq'),
+    // The first reason is kept: it says why the rollout stopped.
+    halt: p(`UPDATE firmware_deployments SET state = 'halted', halt_reason = coalesce(halt_reason, ?), halted_at = coalesce(halted_at, ?) WHERE id = ?`),
+    newestRolloutOf: p(
+      `SELECT r.deployment_id, r.state, d.state AS dep_state, d.max_concurrent, d.release_id
+       FROM firmware_rollout r JOIN firmware_deployments d ON d.id = r.deployment_id
+       WHERE r.device_id = ? ORDER BY d.created_at DESC, d.rowid DESC LIMIT 1`,
+    ),
+    inProgressCount: p(`SELECT count(*) AS n FROM firmware_rollout WHERE deployment_id = ? AND state IN (${IN_PROGRESS})`),
+    failureCount: p(`SELECT count(*) AS n FROM firmware_rollout WHERE deployment_id = ? AND state IN (${FAILED})`),
+    start: p(`UPDATE firmware_rollout SET state = 'started', started_at = ?, updated_at = ? WHERE deployment_id = ? AND device_id = ? AND state = 'waiting'`),
+    toldRelease: p(
+      `SELECT 1 FROM firmware_rollout r JOIN firmware_deployments d ON d.id = r.deployment_id
+       WHERE r.device_id = ? AND d.release_id = ? AND r.state <> 'waiting' LIMIT 1`,
+    ),
+    rolloutRow: p(
+      `SELECT r.state, d.release_id FROM firmware_rollout r JOIN firmware_deployments d ON d.id = r.deployment_id
+       WHERE r.deployment_id = ? AND r.device_id = ?`,
+    ),
+    report: p(
+      `UPDATE firmware_rollout SET state = ?, reason = ?, updated_at = ?, reported_at = ?, started_at = coalesce(started_at, ?)
+       WHERE deployment_id = ? AND device_id = ?`,
+    ),
+  };
+}
+
+function toRelease(r: Row): ReleaseRecord {
+  return {
+    id: r.id as string,
+    version: r.version as string,
+    bytes: r.bytes as number,
+    sha256: r.sha256 as string,
+    objectKey: r.object_key as string,
+    verified: r.verified === 1,
+    createdAt: r.created_at as number,
+  };
+}
+
+function toDeployment(r: Row): DeploymentRecord {
+  return {
+    id: r.id as string,
+    releaseId: r.release_id as string,
+    siteId: (r.site_id as string | null) ?? null,
+    maxConcurrent: r.max_concurrent as number,
+    failureThreshold: r.failure_threshold as number,
+    state: r.state as 'active' | 'halted',
+    haltReason: (r.halt_reason as string | null) ?? null,
+    haltedAt: (r.halted_at as number | null) ?? null,
+    createdAt: r.created_at as number,
+  };
+}
+
+function toRollout(r: Row): RolloutDevice {
+  return {
+    deviceId: r.device_id as string,
+    state: r.state as RolloutState,
+    reason: (r.reason as string | null) ?? null,
+    startedAt: (r.started_at as number | null) ?? null,
+    updatedAt: r.updated_at as number,
+    reportedAt: (r.reported_at as number | null) ?? null,
+  };
+}
