@@ -2,8 +2,9 @@
 # Makes sure the Debian packages Vigil needs are present: ffmpeg (capture),
 # gst-rtsp-server with its Python bindings (the RTSP test camera), and the ONVIF peers the
 # camera simulator is proven against (test/onvif-sim): onvif-util (package onvif-tools, an
-# independent ONVIF client) and wsdd (a foreign WS-Discovery responder). Installs them when run
-# as root, otherwise stops with the list of what is missing.
+# independent ONVIF client) and wsdd (a foreign WS-Discovery responder), and rauc with
+# squashfs-tools and openssl (signed firmware bundles). Installs them when run as root,
+# otherwise stops with the list of what is missing.
 set -eu
 # shellcheck source=/dev/null # scripts/lib/debian-packages.sh, checked on its own
 . "$(dirname "$0")/lib/debian-packages.sh"
@@ -24,6 +25,11 @@ if ! command -v wsdd >/dev/null 2>&1 && ! PATH="$PATH:/usr/sbin" command -v wsdd
   # it first (install_missing also keeps services from starting while it installs).
   [ "$(id -u)" -ne 0 ] || mask_service wsdd.service
 fi
+# Signed firmware bundles: the cloud checks a release's signature with rauc (and its tests
+# build real bundles), so they must not depend on which test happened to install it first
+command -v rauc >/dev/null 2>&1 || missing="$missing rauc"
+command -v mksquashfs >/dev/null 2>&1 || missing="$missing squashfs-tools"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 
 # shellcheck disable=SC2086 # the list is meant to split into words
 install_missing setup $missing
