@@ -1,25 +1,11 @@
-import type { CameraInventoryItem, CapturePath } from '@vigil/protocol';
+import type { CameraInventoryItem } from '@vigil/protocol';
 
 // What a device's camera inventory (PUT /v1/cameras/inventory) leaves in the store: per camera,
 // what the device last said about it, and whether its latest inventory still lists it. Times
 // are epoch ms.
 
-/** One camera as its device's inventory last described it. */
-export interface CameraInventory {
-  name: string;
-  source: 'onvif' | 'config';
-  manufacturer: string | null;
-  model: string | null;
-  firmware: string | null;
-  serial: string | null;
-  mac: string | null;
-  address: string | null;
-  capturePath: CapturePath;
-  /** false once the device's discovery stopped finding it. */
-  present: boolean;
-  lastError: string | null;
-  /** When the device last saw it (the device's clock). */
-  lastSeenAt: number | null;
+/** One camera as its device's inventory last described it (the wire item without its key). */
+export interface CameraInventory extends Omit<CameraInventoryItem, 'camera'> {
   /** false once a later inventory left it out; the description above is then the last one given. */
   listed: boolean;
   /** When the cloud received the inventory that last listed it. */
