@@ -1,11 +1,17 @@
 #!/bin/sh
 # A signed RAUC update bundle from the image build's slot contents (docs/firmware.md, "OTA bundles").
 #
-#   sh scripts/ota-bundle.sh [BOOT_VFAT ROOTFS_SQUASHFS [OUT]]
+#   sh scripts/ota-bundle.sh [BOOT_A_VFAT BOOT_B_VFAT ROOTFS_SQUASHFS [OUT]]
 #
-#   BOOT_VFAT        the boot partition's FAT image (default build/br-rpi4/images/bootA.vfat)
+#   BOOT_A_VFAT      slot A's boot partition FAT image (default build/br-rpi4/images/bootA.vfat)
+#   BOOT_B_VFAT      slot B's (default bootB.vfat beside it): they differ in cmdline.txt
 #   ROOTFS_SQUASHFS  the root filesystem (default build/br-rpi4/images/rootfs.squashfs)
 #   OUT              the bundle to write (default next to ROOTFS: vigil-VERSION.raucb)
+#
+# RAUC knows one image per slot class, so [image.boot] names bootA.vfat with an install hook
+# (board/common/rauc/bundle-hook, shipped in the bundle as "hook") that writes bootA.vfat or
+# bootB.vfat, whichever the target slot pair needs, and reads it back. SHA256SUMS in the
+# bundle lists both.
 #
 #   VIGIL_VERSION        the firmware version in the manifest (default: git describe)
 #   VIGIL_COMPATIBLE     default vigil-rpi4, as board/common/rauc/system.conf says
@@ -34,12 +40,19 @@ command -v fsck.vfat >/dev/null 2>&1 || missing="$missing dosfstools"
 install_missing ota-bundle $missing
 
 images=$top/build/br-rpi4/images
-boot=${1:-$images/bootA.vfat}
-rootfs=${2:-$images/rootfs.squashfs}
-[ -r "$boot" ] || die "no boot image $boot (make image, or name one)"
+case $# in
+	0 | 3 | 4) ;;
+	*) die "usage: ota-bundle.sh [BOOT_A_VFAT BOOT_B_VFAT ROOTFS_SQUASHFS [OUT]]" ;;
+esac
+boot_a=${1:-$images/bootA.vfat}
+boot_b=${2:-$images/bootB.vfat}
+rootfs=${3:-$images/rootfs.squashfs}
+for boot in "$boot_a" "$boot_b"; do
+	[ -r "$boot" ] || die "no boot image $boot (make image, or name one)"
+	# The slot types in system.conf: a FAT filesystem image and a squashfs
+	fsck.vfat -n "$boot" >/dev/null 2>&1 || die "$boot is not a FAT filesystem image"
+done
 [ -r "$rootfs" ] || die "no rootfs image $rootfs (make image, or name one)"
-# The slot types in system.conf: a FAT filesystem image and a squashfs
-fsck.vfat -n "$boot" >/dev/null 2>&1 || die "$boot is not a FAT filesystem image"
 unsquashfs -s "$rootfs" >/dev/null 2>&1 || die "$rootfs is not a squashfs image"
 
 version=${VIGIL_VERSION:-$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)}
@@ -49,7 +62,7 @@ esac
 compatible=${VIGIL_COMPATIBLE:-vigil-rpi4}
 agent_version=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$top/agent/package.json" | head -n 1)
 [ -n "$agent_version" ] || die "no version in agent/package.json"
-out=${3:-$(dirname "$rootfs")/vigil-$version.raucb}
+out=${4:-$(dirname "$rootfs")/vigil-$version.raucb}
 
 keys=$(sh "$top/scripts/ota-keys.sh")
 key=$(echo "$keys" | sed -n 's/^VIGIL_SIGNING_KEY=//p')
@@ -58,9 +71,15 @@ keyring=$(echo "$keys" | sed -n 's/^VIGIL_KEYRING=//p')
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# The file names choose RAUC's update handlers: *.vfat onto a vfat slot, *.squashfs raw
-cp "$boot" "$work/boot.vfat"
+# The file names choose RAUC's update handlers: *.squashfs raw; the boot images go through
+# the hook. Both boot images, their sums and the hook are inside the signed, verity-checked
+# payload.
+cp "$boot_a" "$work/bootA.vfat"
+cp "$boot_b" "$work/bootB.vfat"
 cp "$rootfs" "$work/rootfs.squashfs"
+cp "$top/board/common/rauc/bundle-hook" "$work/hook"
+chmod 0755 "$work/hook"
+(cd "$work" && sha256sum bootA.vfat bootB.vfat >SHA256SUMS)
 cat >"$work/manifest.raucm" <<MANIFEST
 [update]
 compatible=$compatible
@@ -71,8 +90,12 @@ build=$(date -u +%Y%m%dT%H%M%SZ)
 [bundle]
 format=verity
 
+[hooks]
+filename=hook
+
 [image.boot]
-filename=boot.vfat
+filename=bootA.vfat
+hooks=install
 
 [image.rootfs]
 filename=rootfs.squashfs

@@ -157,12 +157,14 @@ t.test('genimage: the real configs make the tryboot A/B card', async (t) => {
     t.equal((await stat(image)).size, previousEnd * 512, 'the image ends with the data partition');
   });
 
-  t.test('p1 holds autoboot.txt: slot A, tryboot to slot B', async (t) => {
+  t.test('p1 holds autoboot.txt: slot A committed, and a tryboot reboot starts slot A too until an update arms B', async (t) => {
     const offset = (parts.get(1)?.start ?? 0) * 512;
     const text = await fatFile(image, offset, 'autoboot.txt');
     t.equal(text, await readFile(join(BOARD, 'autoboot.txt'), 'utf8'));
     t.ok(Buffer.byteLength(text) <= 512, 'autoboot.txt fits the firmware limit of 512 bytes');
-    t.match(text, /^\[all\]\ntryboot_a_b=1\nboot_partition=2\n\[tryboot\]\nboot_partition=3\n$/);
+    // [tryboot] names the committed slot: a stray tryboot reboot must never start the empty slot B
+    // (the tryboot backend arms B only after RAUC wrote it)
+    t.match(text, /^\[all\]\ntryboot_a_b=1\nboot_partition=2\n\[tryboot\]\nboot_partition=2\n$/);
     const label = await run('mlabel', ['-s', '-i', `${image}@@${offset}`, '::']);
     t.match(label.stdout, /AUTOBOOT/);
     const fat = await run('file', ['-s', join(out, 'autoboot.vfat')]);
@@ -173,9 +175,11 @@ t.test('genimage: the real configs make the tryboot A/B card', async (t) => {
     const a = await fatFile(image, (parts.get(2)?.start ?? 0) * 512, 'cmdline.txt');
     t.match(a, /(^| )root=\/dev\/mmcblk0p5( |$)/);
     t.match(a, /(^| )vigil\.slot=a( |$)/);
+    t.match(a, /(^| )rauc\.slot=a( |$)/, 'RAUC finds the booted slot by rauc.slot= (its bootname)');
     const b = await fatFile(join(out, 'bootB.vfat'), 0, 'cmdline.txt');
     t.match(b, /(^| )root=\/dev\/mmcblk0p6( |$)/);
     t.match(b, /(^| )vigil\.slot=b( |$)/);
+    t.match(b, /(^| )rauc\.slot=b( |$)/);
     for (const [slot, img, off] of [['A', image, (parts.get(2)?.start ?? 0) * 512], ['B', join(out, 'bootB.vfat'), 0]] as const) {
       t.equal(await fatFile(img, off, 'config.txt'), await readFile(join(BOARD, 'config.txt'), 'utf8'), `slot ${slot} has config.txt`);
       for (const f of ['start4.elf', 'fixup4.dat', 'Image', 'bcm2711-rpi-4-b.dtb', 'overlays/disable-bt.dtbo']) {

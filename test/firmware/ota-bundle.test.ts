@@ -77,6 +77,11 @@ t.test('signed bundles', async (t) => {
   t.equal((await run('mkfs.vfat', ['-C', boot, '1024'])).code, 0, 'mkfs.vfat');
   await writeFile(join(dir, 'cmdline.txt'), 'root=/dev/mmcblk0p5 vigil.slot=a\n');
   t.equal((await run('mcopy', ['-i', boot, join(dir, 'cmdline.txt'), '::cmdline.txt'])).code, 0, 'mcopy');
+  // Slot B's boot image differs in its command line, as the real ones do
+  const bootB = join(dir, 'bootB.vfat');
+  t.equal((await run('mkfs.vfat', ['-C', bootB, '1024'])).code, 0, 'mkfs.vfat B');
+  await writeFile(join(dir, 'cmdline.txt'), 'root=/dev/mmcblk0p6 vigil.slot=b\n');
+  t.equal((await run('mcopy', ['-i', bootB, join(dir, 'cmdline.txt'), '::cmdline.txt'])).code, 0, 'mcopy B');
   await mkdir(join(dir, 'root'));
   await writeFile(join(dir, 'root/data'), randomBytes(64 * 1024));
   const rootfs = join(dir, 'rootfs.squashfs');
@@ -92,7 +97,7 @@ t.test('signed bundles', async (t) => {
 
   const keys = { ...dev };
   const bundle = join(dir, 'good.raucb');
-  const built = await run('sh', ['scripts/ota-bundle.sh', boot, rootfs, bundle], { ...keys, VIGIL_VERSION: '1.2.3-test' });
+  const built = await run('sh', ['scripts/ota-bundle.sh', boot, bootB, rootfs, bundle], { ...keys, VIGIL_VERSION: '1.2.3-test' });
   t.equal(built.code, 0, `ota-bundle.sh: ${built.stderr}`);
   t.equal(built.stdout.trim(), bundle, 'prints the bundle path');
 
@@ -107,6 +112,51 @@ t.test('signed bundles', async (t) => {
   const extracted = await run('rauc', ['extract', `--keyring=${dev.VIGIL_KEYRING}`, bundle, join(dir, 'x-good')]);
   t.equal(extracted.code, 0, `the payload checks out: ${extracted.stderr}`);
   t.same(await readFile(join(dir, 'x-good/rootfs.squashfs')), await readFile(rootfs), 'the rootfs image is carried as is');
+  t.same(await readFile(join(dir, 'x-good/bootA.vfat')), await readFile(boot), 'slot A\'s boot image is carried');
+  t.same(await readFile(join(dir, 'x-good/bootB.vfat')), await readFile(bootB), 'and slot B\'s');
+  const manifest = await readFile(join(dir, 'x-good/manifest.raucm'), 'utf8');
+  t.match(manifest, /\[hooks\]\nfilename=hook\n/, 'the bundle carries its hook');
+  t.match(manifest, /\[image\.boot\][^[]*filename=bootA\.vfat\nhooks=install/, 'the boot image is written by the install hook');
+  const usage = await run('sh', ['scripts/ota-bundle.sh', boot, rootfs]);
+  t.not(usage.code, 0, 'two images named is a usage error (both boot images or none)');
+
+  // The install hook, run as RAUC runs it, on files standing in for the boot partitions
+  t.test('the install hook writes the target slot\'s own boot image and reads it back', async (t) => {
+    const x = join(dir, 'x-good');
+    const p2 = join(dir, 'fake-mmcblk0p2');
+    const p3 = join(dir, 'fake-mmcblk0p3');
+    for (const p of [p2, p3]) await writeFile(p, Buffer.alloc(2 * 1024 * 1024, 0xaa));
+    const hook = (device: string, slotName: string, extra: NodeJS.ProcessEnv = {}) =>
+      run('sh', [join(x, 'hook'), 'slot-install'], {
+        RAUC_SLOT_DEVICE: device, RAUC_SLOT_NAME: slotName, RAUC_SLOT_CLASS: 'boot', RAUC_SLOT_BOOTNAME: '',
+        RAUC_SLOT_PARENT: slotName.replace('boot', 'rootfs'), RAUC_IMAGE_NAME: join(x, 'bootA.vfat'), RAUC_BUNDLE_MOUNT_POINT: x, ...extra,
+      });
+    const b = await hook(p3, 'boot.1');
+    t.equal(b.code, 0, `slot b: ${b.stderr}`);
+    const sizeB = (await stat(bootB)).size;
+    t.same((await readFile(p3)).subarray(0, sizeB), await readFile(bootB), 'boot.1 (p3) gets bootB.vfat, not the manifest\'s bootA.vfat');
+    t.match(b.stderr, /written and read back: sha256 [0-9a-f]{64}/);
+    const a = await hook(p2, 'boot.0');
+    t.equal(a.code, 0, `slot a: ${a.stderr}`);
+    t.same((await readFile(p2)).subarray(0, sizeB), await readFile(boot), 'boot.0 (p2) gets bootA.vfat');
+    const fromBootname = await hook(p3, 'boot.x', { RAUC_SLOT_BOOTNAME: 'b' });
+    t.equal(fromBootname.code, 0, `a bootname RAUC passes wins over the slot name: ${fromBootname.stderr}`);
+    const crossed = await hook(p2, 'boot.1');
+    t.not(crossed.code, 0, 'slot b\'s image is never written to p2');
+    t.match(crossed.stderr, /not its boot partition/);
+    const small = join(dir, 'small-p3');
+    await writeFile(small, Buffer.alloc(4096));
+    t.match((await hook(small, 'boot.1')).stderr, /larger than/, 'a device smaller than the image is refused');
+    // A bundle whose sums do not match its image (built wrong): nothing is written
+    const y = join(dir, 'y');
+    await run('cp', ['-r', x, y]);
+    await writeFile(join(y, 'SHA256SUMS'), `${'0'.repeat(64)}  bootA.vfat\n${'0'.repeat(64)}  bootB.vfat\n`);
+    await writeFile(p3, Buffer.alloc(2 * 1024 * 1024, 0xaa));
+    const wrong = await hook(p3, 'boot.1', { RAUC_BUNDLE_MOUNT_POINT: y });
+    t.not(wrong.code, 0, 'an image that does not match SHA256SUMS is refused');
+    t.same(await readFile(p3), Buffer.alloc(2 * 1024 * 1024, 0xaa), 'and nothing was written');
+    t.equal((await run('sh', [join(x, 'hook'), 'slot-post-install'])).code, 0, 'other hook calls do nothing');
+  });
 
   // A flipped byte in the payload: the signature covers the verity root hash, and the payload
   // is checked block by block as it is read (install, extract), not by `rauc info`
@@ -126,7 +176,7 @@ t.test('signed bundles', async (t) => {
   // Another signer (its own CA): the dev keyring refuses it
   const other = keyPaths((await run('sh', ['scripts/ota-keys.sh', join(dir, 'keys-b')])).stdout);
   const foreign = join(dir, 'foreign.raucb');
-  const fb = await run('sh', ['scripts/ota-bundle.sh', boot, rootfs, foreign], { ...other, VIGIL_VERSION: '9' });
+  const fb = await run('sh', ['scripts/ota-bundle.sh', boot, bootB, rootfs, foreign], { ...other, VIGIL_VERSION: '9' });
   t.equal(fb.code, 0, `ota-bundle.sh with other keys: ${fb.stderr}`);
   const refused = await run('rauc', ['info', `--keyring=${dev.VIGIL_KEYRING}`, foreign]);
   t.not(refused.code, 0, 'a bundle signed by another key is rejected by the dev keyring');
