@@ -16,6 +16,8 @@ export interface ReleaseRecord {
 
 /** waiting: no slot yet; started: its target named the release; then what the device reported. */
 export type RolloutState = 'waiting' | 'started' | UpdateState;
+/** Every rollout state, in the order an update goes through them. */
+export const ROLLOUT_STATES: readonly RolloutState[] = ['waiting', 'started', 'downloading', 'installing', 'trial', 'committed', 'reverted', 'failed'];
 /** Told to update and not yet finished: these hold the deployment's slots. */
 export const IN_PROGRESS_STATES: readonly RolloutState[] = ['started', 'downloading', 'installing', 'trial'];
 export const FINAL_STATES: readonly RolloutState[] = ['committed', 'reverted', 'failed'];
@@ -60,6 +62,25 @@ export interface NewDeployment {
   now: number;
 }
 
+/** A device's place in one deployment, with the release it is about. */
+export interface DeviceUpdate extends RolloutDevice {
+  deploymentId: string;
+  releaseId: string;
+  version: string;
+}
+
+/** Where a device's updates stand, for lists (the dashboard). */
+export interface DeviceUpdates {
+  deviceId: string;
+  /** Its row in its newest deployment: the one it follows. */
+  current: DeviceUpdate;
+  /**
+   * When `current` has no report from the device yet (waiting, started): its newest reported
+   * row in an older deployment, so a revert or failure stays visible after a new deployment.
+   */
+  previous: DeviceUpdate | null;
+}
+
 /** What a device should run now, from its newest deployment. */
 export interface DeviceTarget {
   release: ReleaseRecord;
@@ -90,6 +111,10 @@ export interface FirmwareStore {
   /** Creates the deployment with every device 'waiting'. Unknown device ids are the route's to refuse. */
   createDeployment(d: NewDeployment): Promise<DeploymentRecord>;
   getDeployment(id: string): Promise<DeploymentDetail | null>;
+  /** The newest `limit` deployments, newest first, each with its release, devices and counts. */
+  listDeployments(limit: number): Promise<DeploymentDetail[]>;
+  /** Per device in any deployment: where its updates stand (see DeviceUpdates). */
+  deviceUpdates(): Promise<DeviceUpdates[]>;
   /** false if there is no such deployment; halting a halted one keeps the first reason. */
   haltDeployment(id: string, reason: string, now: number): Promise<boolean>;
 

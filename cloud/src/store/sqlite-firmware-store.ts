@@ -3,9 +3,12 @@ import {
   FAILED_STATES,
   FINAL_STATES,
   IN_PROGRESS_STATES,
+  ROLLOUT_STATES,
   type DeploymentDetail,
   type DeploymentRecord,
   type DeviceTarget,
+  type DeviceUpdate,
+  type DeviceUpdates,
   type FirmwareStore,
   type NewDeployment,
   type ReleaseRecord,
@@ -62,12 +65,29 @@ export class SqliteFirmwareStore implements FirmwareStore {
 
   async getDeployment(id: string): Promise<DeploymentDetail | null> {
     const r = this.#s.deploymentById.get(id) as Row | undefined;
-    if (!r) return null;
+    return r ? this.#detail(r) : null;
+  }
+
+  async listDeployments(limit: number): Promise<DeploymentDetail[]> {
+    return this.#db.transaction(() => (this.#s.listDeployments.all(limit) as Row[]).map((r) => this.#detail(r)))();
+  }
+
+  async deviceUpdates(): Promise<DeviceUpdates[]> {
+    return this.#db.transaction(() => {
+      const reported = new Map((this.#s.newestReportedRollouts.all() as Row[]).map((r) => [r.device_id as string, toDeviceUpdate(r)]));
+      return (this.#s.newestRollouts.all() as Row[]).map((r): DeviceUpdates => {
+        const current = toDeviceUpdate(r);
+        const last = reported.get(current.deviceId);
+        const previous = current.reportedAt === null && last && last.deploymentId !== current.deploymentId ? last : null;
+        return { deviceId: current.deviceId, current, previous };
+      });
+    })();
+  }
+
+  #detail(r: Row): DeploymentDetail {
     const deployment = toDeployment(r);
-    const devices = (this.#s.rolloutOf.all(id) as Row[]).map(toRollout);
-    const counts = Object.fromEntries(
-      (['waiting', 'started', 'downloading', 'installing', 'trial', 'committed', 'reverted', 'failed'] as const).map((st) => [st, devices.filter((d) => d.state === st).length]),
-    ) as Record<RolloutState, number>;
+    const devices = (this.#s.rolloutOf.all(deployment.id) as Row[]).map(toRollout);
+    const counts = Object.fromEntries(ROLLOUT_STATES.map((st) => [st, devices.filter((d) => d.state === st).length])) as Record<RolloutState, number>;
     return { ...deployment, release: toRelease(this.#s.releaseById.get(deployment.releaseId) as Row), devices, counts };
   }
 
@@ -149,6 +169,11 @@ function prepare(db: Database.Database) {
     insertRollout: p(`INSERT INTO firmware_rollout (deployment_id, device_id, seq, state, updated_at) VALUES (?, ?, ?, 'waiting', ?)`),
     deploymentById: p('SELECT * FROM firmware_deployments WHERE id = ?'),
     rolloutOf: p('SELECT * FROM firmware_rollout WHERE deployment_id = ? ORDER BY seq'),
+    listDeployments: p('SELECT * FROM firmware_deployments ORDER BY created_at DESC, rowid DESC LIMIT ?'),
+    // Per device, its row in its newest deployment (the one it follows, as in newestRolloutOf)…
+    newestRollouts: p(newestRolloutPerDevice('')),
+    // …and its newest row the device itself reported on.
+    newestReportedRollouts: p(newestRolloutPerDevice('WHERE r.reported_at IS NOT NULL')),
     // The first reason is kept: it says why the rollout stopped.
     halt: p(`UPDATE firmware_deployments SET state = 'halted', halt_reason = coalesce(halt_reason, ?), halted_at = coalesce(halted_at, ?) WHERE id = ?`),
     newestRolloutOf: p(
@@ -172,6 +197,15 @@ function prepare(db: Database.Database) {
        WHERE deployment_id = ? AND device_id = ?`,
     ),
   };
+}
+
+function newestRolloutPerDevice(where: string): string {
+  return `SELECT * FROM (
+     SELECT r.*, d.release_id, rel.version,
+       row_number() OVER (PARTITION BY r.device_id ORDER BY d.created_at DESC, d.rowid DESC) AS n
+     FROM firmware_rollout r JOIN firmware_deployments d ON d.id = r.deployment_id JOIN firmware_releases rel ON rel.id = d.release_id
+     ${where}
+   ) WHERE n = 1 ORDER BY device_id`;
 }
 
 function toRelease(r: Row): ReleaseRecord {
@@ -209,4 +243,8 @@ function toRollout(r: Row): RolloutDevice {
     updatedAt: r.updated_at as number,
     reportedAt: (r.reported_at as number | null) ?? null,
   };
+}
+
+function toDeviceUpdate(r: Row): DeviceUpdate {
+  return { ...toRollout(r), deploymentId: r.deployment_id as string, releaseId: r.release_id as string, version: r.version as string };
 }
