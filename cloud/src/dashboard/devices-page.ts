@@ -1,27 +1,32 @@
 import type { AppContext } from '../context.js';
 import type { DeviceHealth } from '../store/fleet-types.js';
 import { ago, esc, page } from './layout.js';
+import { deviceUpdate } from './update-status.js';
 
 const VERDICT_CLASS: Record<string, string> = { nominal: 'ok', self_healed: 'warn', rolled_back: 'warn', needs_human: 'bad' };
 
-/** /devices — each device's latest heartbeat: verdict, firmware, queue, cameras, alerts. */
+/**
+ * /devices — each device's latest heartbeat (verdict, running firmware and slot, queue,
+ * cameras), its latest firmware update (state, reason, time) and its open alerts.
+ */
 export async function renderDevices(ctx: AppContext): Promise<string> {
   const now = ctx.now();
-  const [devices, open] = await Promise.all([ctx.store.fleet.fleetDevices(), ctx.store.alerts.openAlerts()]);
+  const [devices, open, updates] = await Promise.all([ctx.store.fleet.fleetDevices(), ctx.store.alerts.openAlerts(), ctx.store.firmware.deviceUpdates()]);
+  const updateOf = new Map(updates.map((u) => [u.deviceId, u]));
   const rows = devices
     .map(({ device: d, health: h }) => {
       const alerts = open.filter((a) => a.deviceId === d.id).length;
       const state = d.revokedAt !== null ? '<span class="bad">revoked</span>' : 'active';
       const cameras = `<a href="/cameras?device=${encodeURIComponent(d.id)}">cameras</a>`;
       return `<tr><td>${esc(d.site)}</td><td>${esc(d.name)}<br><small><code>${esc(d.id)}</code> · ${cameras}</small></td><td>${state}</td>
-        <td>${ago(d.lastSeenAt, now)}</td><td>${ago(h?.receivedAt ?? null, now)}</td>${health(h)}
+        <td>${ago(d.lastSeenAt, now)}</td><td>${ago(h?.receivedAt ?? null, now)}</td>${health(h)}<td>${deviceUpdate(updateOf.get(d.id), now)}</td>
         <td>${alerts ? `<a class="open" href="/alerts?device=${encodeURIComponent(d.id)}">${alerts} open</a>` : '—'}</td></tr>`;
     })
     .join('');
   return page(
     'Vigil — devices',
     `<h2>Devices (${devices.length})</h2><table><tr><th>site</th><th>device</th><th>state</th><th>last seen</th><th>last heartbeat</th>
-     <th>verdict</th><th>firmware</th><th>agent</th><th>queue</th><th>cameras</th><th>alerts</th></tr>${rows}</table>`,
+     <th>verdict</th><th>firmware</th><th>agent</th><th>queue</th><th>cameras</th><th>update</th><th>alerts</th></tr>${rows}</table>`,
   );
 }
 

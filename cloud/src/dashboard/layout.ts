@@ -4,13 +4,14 @@
 export const LOGIN_FORM =
   '<form method="get" action="/"><label>Admin token <input name="token" type="password" autofocus></label> <button>Log in</button></form>';
 
-const NAV = '<nav><a href="/">Overview</a> · <a href="/devices">Devices</a> · <a href="/cameras">Cameras</a> · <a href="/alerts">Alerts</a></nav>';
+const NAV = '<nav><a href="/">Overview</a> · <a href="/devices">Devices</a> · <a href="/cameras">Cameras</a> · <a href="/alerts">Alerts</a> · <a href="/firmware">Firmware</a></nav>';
 
 export function page(title: string, body: string, o: { nav?: boolean } = {}): string {
-  return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title><style>
+  return `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${esc(title)}</title><style>
 body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}td,th{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
 .thumbs{display:flex;gap:.5em;flex-wrap:wrap}figure{margin:0}img{width:240px;height:auto;display:block;background:#eee}figcaption{font-size:12px;color:#666}small{color:#666;font-weight:normal}
 nav{margin-bottom:1em}.open{color:#b00;font-weight:bold}.bad{color:#b00}.warn{color:#a60}.ok{color:#070}pre{white-space:pre-wrap;max-width:60em;font-size:12px}
+@media (max-width:700px){body{margin:.5em}table{display:block;overflow-x:auto}}
 </style></head><body><h1>Vigil</h1>${o.nav === false ? '' : NAV}${body}</body></html>`;
 }
 

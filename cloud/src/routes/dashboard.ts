@@ -4,6 +4,7 @@ import type { AppContext } from '../context.js';
 import { renderAlerts } from '../dashboard/alerts-page.js';
 import { renderCameras } from '../dashboard/cameras-page.js';
 import { renderDevices } from '../dashboard/devices-page.js';
+import { renderFirmware } from '../dashboard/firmware-page.js';
 import { LOGIN_FORM, page } from '../dashboard/layout.js';
 import { renderOverview } from '../dashboard/overview-page.js';
 import { safeEqual } from '../lib/ids.js';
@@ -12,8 +13,9 @@ const COOKIE_MAX_AGE_S = 7 * 86_400;
 
 /**
  * A minimal server-rendered dashboard for people: the overview at /, devices at /devices,
- * cameras at /cameras and fleet alerts at /alerts. No build step, no script. Log in once with /?token=<admin token>:
- * the token moves into an HttpOnly cookie and out of the address bar.
+ * cameras at /cameras, fleet alerts at /alerts, firmware releases and deployments at /firmware.
+ * No build step, no script. Log in once with /?token=<admin token>: the token moves into an
+ * HttpOnly cookie and out of the address bar.
  */
 export const dashboardRoutes: FastifyPluginAsync<{ ctx: AppContext }> = async (app, { ctx }) => {
   const secure = ctx.config.publicUrl?.startsWith('https:') ? '; Secure' : '';
@@ -43,6 +45,8 @@ export const dashboardRoutes: FastifyPluginAsync<{ ctx: AppContext }> = async (a
   app.get<{ Querystring: { device?: string } }>('/alerts', async (req, reply) => {
     return loggedIn(req) ? send(reply, await renderAlerts(ctx, deviceParam(req.query.device))) : login(reply);
   });
+
+  app.get('/firmware', async (req, reply) => (loggedIn(req) ? send(reply, await renderFirmware(ctx)) : login(reply)));
 };
 
 /** ?device=: one device, or (absent or empty) all of them. */
