@@ -72,14 +72,19 @@ mkdir -p "$out" "$work"
 exec 9>"build/qemu/build.lock"
 flock 9
 
+# The keyring post-build.sh installs (VIGIL_KEYRING, else the development CA): an input too
+keyring=${VIGIL_KEYRING:-$(VIGIL_SIGNING_KEY='' VIGIL_SIGNING_CERT='' sh scripts/ota-keys.sh | sed -n 's/^VIGIL_KEYRING=//p')}
+[ -s "$keyring" ] || die "no keyring $keyring"
+
 # Up to date? Every input's content, and the settings.
 stamp=$(
 	{
 		echo "level=$level overlays=$overlays post_build=$post_build"
+		cat "$keyring"
 		cat "$manifest"
 		cat "$agent_bin/.stamp" 2>/dev/null || ls -lL --time-style=+%s "$agent_bin/linux-arm64/"
 		# shellcheck disable=SC2086 # overlays is a list
-		find "$board" $overlays "$post_build" "$agent_pkg" board/rpi4 scripts/system-test-deps.sh $defconfig \
+		find "$board" $overlays "$post_build" "$agent_pkg" board/rpi4 board/common/rauc scripts/ota-keys.sh scripts/system-test-deps.sh $defconfig \
 			-type f 2>/dev/null | LC_ALL=C sort | xargs sha256sum
 	} | sha256sum | cut -d' ' -f1
 )
@@ -130,8 +135,11 @@ cp -a "$board/skeleton/." "$rootfs/"
 chmod 0600 "$rootfs/etc/shadow"
 
 #   Programs from the packages: what the init scripts and the agent run
+#   (rauc and its D-Bus policy: the Pi's BR2_PACKAGE_RAUC; dbus-daemon only because Debian's rauc
+#   CLI needs `rauc service` on a system bus, board/qemu/rootfs-overlay/etc/init.d/S30vigil-systest-rauc)
 for p in bin/busybox usr/bin/ffmpeg sbin/e2fsck sbin/mke2fs sbin/resize2fs sbin/tune2fs sbin/sfdisk \
-	usr/bin/partx sbin/blkid usr/sbin/chronyd etc/mke2fs.conf; do
+	usr/bin/partx sbin/blkid usr/sbin/chronyd etc/mke2fs.conf \
+	usr/bin/rauc usr/bin/dbus-daemon usr/share/dbus-1/system.d/de.pengutronix.rauc.conf; do
 	[ -e "$debroot/$p" ] || die "$p is not in the packages"
 	mkdir -p "$rootfs/$(dirname "$p")"
 	cp -L "$debroot/$p" "$rootfs/$p"

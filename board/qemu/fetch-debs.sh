@@ -16,7 +16,11 @@
 set -eu
 
 # What the guest runs, plus the kernel. Recommends are off: only hard dependencies come along.
-PACKAGES="busybox-static libc6 libstdc++6 libgcc-s1 ffmpeg e2fsprogs fdisk util-linux chrony"
+# rauc: the update client (the Pi image has Buildroot's). Debian builds its CLI as a client of
+# `rauc service` on the system bus, so the test image also runs dbus-daemon (rauc-service holds
+# the bus policy). rauc's own Depends pull in systemd and more: downloaded, never copied in
+# (build-image.sh takes only the programs it names and their shared libraries).
+PACKAGES="busybox-static libc6 libstdc++6 libgcc-s1 ffmpeg e2fsprogs fdisk util-linux chrony rauc rauc-service dbus-daemon"
 # The kernel meta-package; its first linux-image-* dependency is the kernel itself.
 KERNEL_META=linux-image-arm64
 SUITE=${VIGIL_DEBIAN_SUITE:-bookworm}

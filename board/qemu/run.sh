@@ -12,7 +12,8 @@
 # guest ends QEMU (-no-reboot); run this again to power on.
 #
 # Environment (all optional):
-#   VIGIL_QEMU_TRYBOOT=1         boot autoboot.txt's [tryboot] partition
+#   VIGIL_QEMU_TRYBOOT=1         boot autoboot.txt's [tryboot] partition, with vigil.tryboot=1 on
+#                                the command line (the firmware's device-tree flag on a Pi)
 #   VIGIL_QEMU_APPEND            more kernel parameters (after cmdline.txt's)
 #   VIGIL_QEMU_FORWARD           "ADDR:PORT=HOSTPORT ...": guest TCP connections to ADDR:PORT
 #                                reach 127.0.0.1:HOSTPORT on the host. Nothing else leaves the
@@ -74,6 +75,9 @@ fi
 # 3. cmdline.txt, the SD card's partitions as the virtio disk's
 cmdline=$(fat "$part" cmdline.txt | tr '\n' ' ' | sed 's#/dev/mmcblk0p#/dev/vda#g; s/  */ /g; s/ $//')
 [ -n "$cmdline" ] || die "p$part has no cmdline.txt"
+# A trial boot: the Pi firmware says so in the device tree (chosen/bootloader/tryboot), which
+# QEMU's virt machine has not; vigil.tryboot=1 is lib.sh's stand-in for it
+[ "$section" = tryboot ] && cmdline="$cmdline vigil.tryboot=1"
 cmdline="$cmdline${VIGIL_QEMU_APPEND:+ $VIGIL_QEMU_APPEND}"
 echo "run.sh: firmware: boot partition $part ($section), kernel=$kernel initrd=${initrd:-none}" >&2
 echo "run.sh: cmdline: $cmdline" >&2
