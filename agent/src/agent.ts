@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { paths, type AgentConfig } from './config.js';
 import { Bus } from './lib/bus.js';
 import type { Clock } from './lib/clock.js';
@@ -26,6 +27,9 @@ import { LoopMonitor } from './health/loop-monitor.js';
 import { WatchdogFeeder } from './health/watchdog.js';
 import { RunState, type RunStart } from './health/run-state.js';
 import { readClockState, readDiskSpace, readFirmwareInfo, type FirmwareInfo } from './health/system-facts.js';
+import { RaucInstaller } from './update/installer.js';
+import { rebootWith } from './update/reboot.js';
+import { Updater } from './update/updater.js';
 import { AGENT_VERSION } from './version.js';
 
 /** Exit code of escalation step 2 (sysexits' EX_TEMPFAIL): init starts the agent again. */
@@ -92,8 +96,12 @@ export class Agent {
   health: HealthMonitor | undefined;
   heartbeat: Heartbeat | undefined;
   tree: AgentTree | undefined;
+  /** Over-the-air updates; undefined where they are off or the system cannot install bundles. */
+  updater: Updater | undefined;
   #firmware: FirmwareInfo = { version: null, slot: null, trial: false, builtAt: null };
   #start: RunStart | undefined;
+  /** Why the agent asked for the reboot it is stopping for (an update), if it did. */
+  #plannedReboot: string | null = null;
   /** Set when the agent decided to exit (escalation step 2). */
   #restart: string | null = null;
   readonly #stop = new AbortController();
@@ -161,7 +169,8 @@ export class Agent {
       policy: config.health,
       // A configured path that does not exist leaves the feeder idle ('closed'): nothing to reset the board.
       canReboot: () => this.watchdog !== undefined && this.watchdog.status().state !== 'closed',
-      // The OTA layer (A/B slots) supplies this once it exists: until then no slot to go back to.
+      // Not taken by the agent: a trial boot goes back to the old slot by any reboot (step 3),
+      // and a committed release is rolled back by a person, with a deployment of the old one.
       canRollBack: () => false,
       uptimeMs: () => this.runState.uptimeS() * 1000,
     });
@@ -244,8 +253,10 @@ export class Agent {
         counters: () => counters.all(),
         deadLetters: () => queue.deadLetterCount(),
         logs: (n) => this.extras.ring?.recent(n) ?? [],
+        update: () => this.updater?.heartbeatView() ?? null,
       },
     });
+    this.updater = this.makeUpdater(tree);
     // A device that just got its token says so at once, instead of at the next round.
     this.bus.on('token:refreshed', () => {
       this.heartbeat?.wake();
@@ -255,7 +266,46 @@ export class Agent {
     tree.add('heartbeat', this.heartbeat);
     tree.add('inventory', this.cameras.inventory);
     tree.add('discovery', this.cameras.discovery);
+    if (this.updater) tree.add('update', this.updater);
     return tree;
+  }
+
+  /** The Updater, where updates are on and RAUC with its keyring is installed. */
+  private makeUpdater(tree: AgentTree): Updater | undefined {
+    const { config, clock, log } = this;
+    const u = config.update;
+    if (!u.enabled) return undefined;
+    const missing = [u.rauc, u.keyring].filter((f) => !existsSync(f));
+    if (missing.length > 0) {
+      log.info({ missing }, 'over-the-air updates off: this system cannot install bundles');
+      return undefined;
+    }
+    const reboot = rebootWith(u.rebootCommand);
+    const updateLog = log.child({ part: 'update' });
+    return new Updater({
+      client: this.client,
+      installer: new RaucInstaller({ rauc: u.rauc, keyring: u.keyring }),
+      kv: this.parts.kv,
+      clock,
+      log: updateLog,
+      dir: paths(config).updates,
+      pollMs: u.pollMs,
+      maxBundleBytes: u.maxBundleBytes,
+      trialTimeoutMs: u.trialTimeoutMs,
+      firmware: () => this.#firmware,
+      uptimeS: () => this.runState.uptimeS(),
+      // Product-level health of this run: a frame captured and an upload acknowledged
+      health: () => ({
+        captured: tree.cameras().some((c) => c.capturesOk > 0),
+        uploaded: tree.uploaders().some((x) => x.uploaded > 0),
+      }),
+      reboot: async (tryboot, reason) => {
+        updateLog.warn({ tryboot, reason }, 'rebooting');
+        // A planned reboot: init stops the agent (SIGTERM), and the next boot says why
+        this.#plannedReboot = reason;
+        await reboot(tryboot);
+      },
+    });
   }
 
   /** Escalation step 2: stop everything and exit with EXIT_RESTART; init starts the agent again. */
@@ -319,7 +369,7 @@ export class Agent {
       await this.client.close();
     }
     if (this.#restart !== null) return { code: EXIT_RESTART, reason: this.#restart };
-    this.runState.markPlannedStop();
+    this.runState.markPlannedStop(this.#plannedReboot);
     this.log.info('agent stopped');
     return { code: 0, reason: null };
   }

@@ -53,6 +53,26 @@ const HealthSchema = z
   .strict()
   .prefault({});
 
+/** Over-the-air updates (docs/agent.md, "Updates"): RAUC bundles into the inactive A/B slot. */
+const UpdateSchema = z
+  .object({
+    /** Off, or on where the system can install bundles (the RAUC binary and the keyring exist). */
+    enabled: z.boolean().default(true),
+    /** How often the cloud is asked for this device's target firmware (with jitter). */
+    pollMs: ms(15 * 60_000),
+    /** The largest bundle downloaded; /data keeps 256 MiB free besides. */
+    maxBundleBytes: z.number().int().positive().default(1024 ** 3),
+    /** A trial boot that has not captured and uploaded this long after boot goes back. */
+    trialTimeoutMs: ms(10 * 60_000),
+    rauc: z.string().min(1).default('/usr/bin/rauc'),
+    /** The CA bundles must be signed under (installed with the image). */
+    keyring: z.string().min(1).default('/etc/rauc/keyring.pem'),
+    /** Reboots the device; with the argument `tryboot` into the one-shot trial (docs/firmware.md). */
+    rebootCommand: z.array(z.string().min(1)).min(1).default(['/usr/sbin/vigil-reboot']),
+  })
+  .strict()
+  .prefault({});
+
 const WatchdogSchema = z
   .object({
     /** The watchdog to feed: /dev/watchdog, or the firmware keeper's heartbeat file. Empty: none. */
@@ -182,6 +202,7 @@ const ConfigSchema = z
     health: HealthSchema,
     watchdog: WatchdogSchema,
     heartbeatIntervalMs: ms(60_000),
+    update: UpdateSchema,
     /** Where the device says what it is, which slot it booted and how it last went down. */
     system: z
       .object({
@@ -242,6 +263,7 @@ const ENV: Record<string, { key: keyof AgentConfig | `${keyof AgentConfig}.${str
   VIGIL_DISCOVERY_ENABLED: { key: 'discovery.enabled', type: 'json' },
   VIGIL_DISCOVERY_INTERFACE: { key: 'discovery.interfaceAddress', type: 'string' },
   VIGIL_SYSTEM: { key: 'system', type: 'json' },
+  VIGIL_UPDATE: { key: 'update', type: 'json' },
 };
 
 export function loadConfig(opts: { file?: string | undefined; env?: NodeJS.ProcessEnv } = {}): AgentConfig {
@@ -294,4 +316,6 @@ export const paths = (c: AgentConfig) => ({
   secret: join(c.dataDir, 'device.secret'),
   /** Left by the firmware's watchdog keeper (VIGIL_RESET_NOTE) when it lets the board reset. */
   resetNote: join(c.dataDir, 'watchdog-reset'),
+  /** Firmware bundles while they download. */
+  updates: join(c.dataDir, 'update'),
 });

@@ -70,7 +70,7 @@ function fakeInstaller(o: { failInstalls?: number } = {}) {
   return { installer, calls };
 }
 
-function device(t: Test, url: string, installer: SlotInstaller, fw: { version: string; trial: boolean }, health = { captured: false, uploaded: false }) {
+function device(t: Test, url: string, installer: SlotInstaller, fw: { version: string; trial: boolean }, health = { captured: false, uploaded: false }, rebootError?: Error) {
   const dir = t.testdir({});
   const db = openDb(join(dir, 'agent.db'));
   t.teardown(() => db.close());
@@ -91,7 +91,7 @@ function device(t: Test, url: string, installer: SlotInstaller, fw: { version: s
       firmware: () => firmware,
       uptimeS: () => uptimeS,
       health: () => health,
-      reboot: (tryboot, reason) => void reboots.push({ tryboot, reason }),
+      reboot: (tryboot, reason) => (rebootError ? Promise.reject(rebootError) : void reboots.push({ tryboot, reason })),
     });
   return { make, reboots, health };
 }
@@ -179,7 +179,11 @@ t.test('a trial that never gets healthy reboots to the old slot, which reports i
   // The trial boot: a frame but no upload, and the time limit has passed
   d.health.captured = true;
   stop = new AbortController();
-  await d.make({ version: '2.0.0', trial: true }, 601).start(stop.signal);
+  running = d.make({ version: '2.0.0', trial: true }, 601).start(stop.signal);
+  await until(() => d.reboots.length === 2, 'the reboot back');
+  t.same(cloud.state.statuses.at(-1), { ...cloud.state.statuses.at(-1), state: 'trial', reason: 'trial of 2.0.0 not healthy within 600 s of boot: no upload acknowledged' }, 'the reason goes to the cloud before the reboot');
+  stop.abort(); // init stops the agent for the reboot
+  await running;
   t.same(d.reboots[1], { tryboot: false, reason: 'trial of 2.0.0 not healthy within 600 s of boot: no upload acknowledged' });
   t.notOk(calls.includes('mark-good'), 'never committed');
   // Back on the old slot
@@ -191,4 +195,21 @@ t.test('a trial that never gets healthy reboots to the old slot, which reports i
   const reverted = cloud.state.statuses.find((s) => s.state === 'reverted');
   t.match(reverted ?? {}, { releaseId: 'rel_2', version: '2.0.0', deploymentId: 'dep_1', reason: /no upload acknowledged/ });
   t.equal(d.reboots.length, 2, 'the reverted release is not installed again');
+});
+
+t.test('a reboot into the trial that cannot start fails the update, with the reason, and it is not tried again', async (t) => {
+  const cloud = await firmwareCloud(t);
+  const { installer, calls } = fakeInstaller();
+  // The reboot command is missing: the device cannot go into the trial
+  const missing = new VigilError('REBOOT_FAILED', '/usr/sbin/vigil-reboot tryboot: not found');
+  const d = device(t, cloud.url, installer, { version: '1.0.0', trial: false }, undefined, missing);
+  cloud.state.target = release(cloud.url);
+  const stop = new AbortController();
+  const running = d.make().start(stop.signal);
+  await until(() => cloud.state.statuses.some((s) => s.state === 'failed'), 'the failure report');
+  await new Promise((r) => setTimeout(r, 300));
+  stop.abort();
+  await running;
+  t.same(calls, ['inspect', 'install'], 'installed once, not again');
+  t.match(cloud.state.statuses.find((s) => s.state === 'failed')?.reason, /^REBOOT_FAILED: \/usr\/sbin\/vigil-reboot tryboot: not found/);
 });

@@ -80,6 +80,7 @@ t.test('a malformed heartbeat is 400 with the field named; nothing is stored', a
     ['escalation step 9', heartbeatBody({ escalation: [{ at: 1, step: 9 as never, part: null, reason: 'x' }] }), /step/],
     ['too many cameras', heartbeatBody({ cameras: Array.from({ length: 65 }, (_, i) => ({ ...heartbeatBody().cameras[0]!, camera: `c${i}` })) }), /cameras/],
     ['an array', [heartbeatBody()], /object/],
+    ['update state unknown', heartbeatBody({ update: { releaseId: 'rel_1', version: '2.0.0', state: 'bricked' as never, reason: null, at: 1 } }), /state/],
   ];
   for (const [name, body, message] of cases) {
     const res = await sendHeartbeat(cloud, dev.token, body);
@@ -143,4 +144,16 @@ t.test('heartbeat history is pruned to the newest per device', async (t) => {
   const history = await cloud.store.fleet.queueHistory(dev.deviceId, 100);
   t.equal(history.length, 20);
   t.same(history.map((h) => h.depth.compressed), Array.from({ length: 20 }, (_, i) => i + 10), 'oldest first, newest kept');
+});
+
+t.test('the update a heartbeat carries is stored; an agent from before updates sends none', async (t) => {
+  const cloud = await startTestCloud(t);
+  const dev = await claimDevice(cloud);
+  const report = async () => (await http(cloud.url, 'GET', `/admin/v1/devices/${dev.deviceId}`, { token: cloud.adminToken })).body.report;
+  const { update: _u, ...old } = heartbeatBody();
+  t.equal((await sendHeartbeat(cloud, dev.token, old)).status, 200, 'no update field: accepted');
+  t.notOk((await report()).update, 'and none stored');
+  const update = { releaseId: 'rel_1', version: '2.0.0', state: 'reverted' as const, reason: 'trial of 2.0.0 not healthy within 600 s of boot: no upload acknowledged', at: 1_700_000_000_000 };
+  t.equal((await sendHeartbeat(cloud, dev.token, heartbeatBody({ update }))).status, 200);
+  t.same((await report()).update, update, 'stored as sent');
 });

@@ -168,6 +168,18 @@ export interface HeartbeatRequest {
   clock: ClockState;
   /** Recent log lines (JSON), only when the verdict is not nominal. */
   logs: string[];
+  /** The latest firmware update and where it stands; null when there was none (or updates are
+   * off). Optional: an agent from before updates does not send it. */
+  update?: FirmwareUpdateView | null;
+}
+/** One update as a heartbeat carries it (FirmwareStatusRequest without the deployment). */
+export interface FirmwareUpdateView {
+  releaseId: string;
+  version: string;
+  state: UpdateState;
+  reason: string | null;
+  /** Epoch ms on the device. */
+  at: number;
 }
 export interface HeartbeatResponse {
   receivedAt: number;

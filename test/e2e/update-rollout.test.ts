@@ -106,7 +106,7 @@ t.test('staged rollout: a trial that never gets healthy is reverted, reported, a
   t.same(devB.calls, [], 'B waits: one device at a time');
 
   // A's trial boot: a frame, but no upload acknowledged, and the time limit has passed
-  await devA.boot({ version: '2.0.0', trial: true }, 601).start(new AbortController().signal);
+  await devA.runUntil(devA.boot({ version: '2.0.0', trial: true }, 601), () => devA.reboots.length === 2, 'A to reboot back');
   t.match(devA.reboots[1], { tryboot: false, reason: /not healthy within 600 s of boot: no upload acknowledged/ });
   // Back on the old slot, A reports the revert
   await devA.runUntil(devA.boot({ version: '1.0.0', trial: false }), async () => (await stateOf(a.deviceId)) === 'reverted', 'the revert in the cloud');

@@ -2,7 +2,7 @@
 // uptime, how it last went down, per-camera state, queue, dead letters, evictions, disk,
 // memory, clock and the verdict, with recent log lines when something is wrong. Heartbeats are
 // never queued: one that cannot be sent is dropped, and the next carries the latest state.
-import type { CameraHealth, HeartbeatRequest, HeartbeatResponse, RebootReason } from '@vigil/protocol';
+import type { CameraHealth, FirmwareUpdateView, HeartbeatRequest, HeartbeatResponse, RebootReason } from '@vigil/protocol';
 import type { CloudClient } from '../cloud/cloud-client.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
@@ -26,6 +26,8 @@ export interface HeartbeatSources {
   counters: () => Record<string, number>;
   deadLetters: () => number;
   logs: (n: number) => string[];
+  /** The latest firmware update and where it stands; null without one. */
+  update?: () => FirmwareUpdateView | null;
 }
 
 export interface HeartbeatOptions {
@@ -97,6 +99,7 @@ export class Heartbeat {
       memory: report?.memory ?? { rssBytes: process.memoryUsage().rss, heapUsedBytes: process.memoryUsage().heapUsed },
       clock: report?.clock ?? 'unknown',
       logs: verdict !== 'nominal' || problems.length > 0 ? s.logs(HEARTBEAT_LOG_LINES) : [],
+      update: s.update?.() ?? null,
     };
   }
 

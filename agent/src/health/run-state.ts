@@ -105,9 +105,9 @@ export class RunState {
     return start;
   }
 
-  /** The agent stops because it was asked to (SIGTERM from init or a technician). */
-  markPlannedStop(): void {
-    this.#mark('planned', null);
+  /** The agent stops because it was asked to (SIGTERM from init or a technician; `detail`: why, e.g. an update's reboot). */
+  markPlannedStop(detail: string | null = null): void {
+    this.#mark('planned', detail);
   }
 
   /** An uncaught error ends the agent; init restarts it. */
@@ -148,7 +148,7 @@ export class RunState {
       case 'reboot':
         return { reason: 'watchdog', detail: m.detail };
       case 'planned':
-        return { reason: 'planned', detail: null };
+        return { reason: 'planned', detail: m.detail };
       case 'crash':
         return { reason: 'crash', detail: m.detail };
       case 'running':

@@ -45,8 +45,11 @@ export interface UpdaterOptions {
   uptimeS: () => number;
   /** Product-level health of this boot: a frame captured, an upload acknowledged. */
   health: () => { captured: boolean; uploaded: boolean };
-  /** Reboots; `tryboot` asks the Pi firmware for the one-shot trial of the other slot. */
-  reboot: (tryboot: boolean, reason: string) => void;
+  /**
+   * Reboots; `tryboot` asks the Pi firmware for the one-shot trial of the other slot. Resolves
+   * once the reboot is under way (the agent then gets SIGTERM); rejects when it cannot start.
+   */
+  reboot: (tryboot: boolean, reason: string) => Promise<void> | void;
   random?: () => number;
 }
 
@@ -167,7 +170,17 @@ export class Updater {
     this.record(base, 'trial', null);
     await this.flush(signal);
     log.info({ version: release.version }, 'update installed; rebooting into the trial');
-    this.o.reboot(true, `update to ${release.version}`);
+    try {
+      await this.o.reboot(true, `update to ${release.version}`);
+    } catch (err) {
+      // The slot is written and armed, but the device did not go into the trial: final for this
+      // release (a device whose reboot is broken needs a person, not the same update again)
+      this.record(base, 'failed', `${errorCode(err) ?? 'REBOOT_FAILED'}: ${(err as Error).message}`);
+      await this.flush(signal);
+      return;
+    }
+    // Going down: nothing more from this run (the next boot is the trial)
+    await untilAborted(signal);
   }
 
   /** A trial boot: commit once the product works, revert when the time limit passes first. */
@@ -191,11 +204,24 @@ export class Updater {
         // Recorded as 'trial' with the reason: the old slot's first start reports it as reverted
         this.record(base, 'trial', reason);
         log.error({ reason }, 'trial boot failed; rebooting into the previous slot');
-        this.o.reboot(false, reason);
+        await this.flush(signal);
+        try {
+          await this.o.reboot(false, reason);
+        } catch (err) {
+          // The watchdog keeper ends a trial boot that does not go down by itself
+          log.error({ err: (err as Error).message }, 'reboot failed; the watchdog resets the board');
+        }
+        await untilAborted(signal);
         return;
       }
       await this.o.clock.sleep(TRIAL_CHECK_MS, signal);
     }
+  }
+
+  /** For the heartbeat: the latest update and where it stands, without bookkeeping. */
+  heartbeatView(): { releaseId: string; version: string; state: UpdateState; reason: string | null; at: number } | null {
+    const s = this.status();
+    return s ? { releaseId: s.releaseId, version: s.version, state: s.state, reason: s.reason, at: s.at } : null;
   }
 
   private record(base: Pick<Stored, 'releaseId' | 'version' | 'deploymentId'>, state: UpdateState, reason: string | null): void {
@@ -217,4 +243,8 @@ export class Updater {
     }
     if (this.status()?.at === s.at) this.o.kv.set(STATE_KEY, Buffer.from(JSON.stringify({ ...s, unreported: false })), this.o.clock.now());
   }
+}
+
+function untilAborted(signal: AbortSignal): Promise<void> {
+  return signal.aborted ? Promise.resolve() : new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }

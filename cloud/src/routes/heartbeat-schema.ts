@@ -1,8 +1,8 @@
-import { CAMERA_STATES, CLOCK_STATES, REBOOT_REASONS, VARIANTS, VERDICTS, type HeartbeatRequest } from '@vigil/protocol';
+import { CAMERA_STATES, CLOCK_STATES, REBOOT_REASONS, UPDATE_STATES, VARIANTS, VERDICTS, type HeartbeatRequest } from '@vigil/protocol';
 import { MAX_CAMERA_KEY } from './uploads.js';
 
 // The JSON schema of POST /v1/heartbeat (protocol/src/api.ts: HeartbeatRequest). Every field
-// is required; unknown fields are dropped (Fastify's removeAdditional), so a newer agent still
+// is required but `update` (agents from before updates do not send it); unknown fields are dropped (Fastify's removeAdditional), so a newer agent still
 // gets through and the stored report stays bounded. Sizes are capped twice: the schema refuses
 // absurd input (400), and normalizeHeartbeat() trims what is kept.
 
@@ -20,7 +20,7 @@ const epochMs = { type: 'integer', minimum: 0 } as const;
 const nullableEpochMs = { type: ['integer', 'null'], minimum: 0 } as const;
 const obj = (properties: Record<string, unknown>) => ({ type: 'object', additionalProperties: false, required: Object.keys(properties), properties }) as const;
 
-export const heartbeatBodySchema = obj({
+const base = obj({
   sentAt: epochMs,
   agentVersion: { type: 'string', minLength: 1, maxLength: 64 },
   firmware: obj({ version: nullableText(64), slot: { type: ['string', 'null'], enum: ['A', 'B', null] }, trial: { type: 'boolean' } }),
@@ -65,6 +65,13 @@ export const heartbeatBodySchema = obj({
   clock: { type: 'string', enum: [...CLOCK_STATES] },
   logs: { type: 'array', maxItems: 1_000, items: text(16_384) },
 });
+const update = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  required: ['releaseId', 'version', 'state', 'reason', 'at'],
+  properties: { releaseId: text(64), version: text(64), state: { type: 'string', enum: [...UPDATE_STATES] }, reason: nullableText(2_000), at: epochMs },
+} as const;
+export const heartbeatBodySchema = { ...base, properties: { ...base.properties, update } } as const;
 
 /** What is kept of a valid heartbeat: the newest log lines, each cut to length. */
 export function normalizeHeartbeat(r: HeartbeatRequest): HeartbeatRequest {
