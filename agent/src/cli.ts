@@ -11,6 +11,7 @@ import { scaledClock, systemClock } from './lib/clock.js';
 import { createLogger, silentLogger } from './lib/logger.js';
 import { onStopSignals } from './lib/stop-signals.js';
 import { CameraCredentialStore, credentialScope, DEFAULT_SCOPE, loadCredentialsKey } from './cameras/credentials.js';
+import { readUpdateState } from './update/updater.js';
 
 const USAGE = `usage: vigil-agent [command] [--config FILE]
 
@@ -18,7 +19,7 @@ commands:
   run                  capture and upload until stopped (default)
   claim --code CODE    exchange a one-time claim code for this device's token
   set-token            store a device token read from standard input
-  status               queue depth, dead letters and counters (JSON)
+  status               queue depth, dead letters, counters, cameras, the latest update (JSON)
   camera-credentials [--camera KEY|MAC] --username U
                        store ONVIF camera credentials, the password read from standard input:
                        the site default, or one camera's (by its key or MAC); encrypted at rest
@@ -121,6 +122,8 @@ async function status(config: AgentConfig): Promise<number> {
     spoolBytes: parts.queue.spoolBytes(),
     counters: parts.counters.all(),
     hasToken: parts.vault.load() !== undefined,
+    // The latest firmware update and where it stands (null: none yet)
+    update: readUpdateState(parts.kv),
     // Every camera the registry knows, with its problem (a wrong password, not found)
     cameras: new CameraRegistry({ db: parts.db, clock: systemClock, log: silentLogger() }).list().map((c) => ({
       camera: c.key,

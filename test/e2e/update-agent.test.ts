@@ -127,6 +127,10 @@ t.test('the agent updates itself: target, download, verify, install, tryboot; th
   const frames = await cloud.allFrames();
   t.ok(frames.some((f) => f.capturedAt > Date.now() - 60_000), 'frames arrive from the new version');
   t.equal((await b.stop()).code, 0);
+  const status = startAgentProcess(t, config, {}, 'status');
+  await status.exited;
+  const printed = JSON.parse(status.logs.map((l) => l.msg).join('\n')) as { update: { version: string; state: string } | null };
+  t.match(printed.update, { version: '2.0.0', state: 'committed' }, '`vigil-agent status` shows the committed update');
 
   // The committed version is the running one: no update again
   bootAs('2.0.0', 'b', false, 'boot-3');

@@ -53,7 +53,13 @@ export interface UpdaterOptions {
   random?: () => number;
 }
 
-interface Stored {
+/** The latest update as stored on /data (also for `vigil-agent status`), or null. */
+export function readUpdateState(kv: Kv): Stored | null {
+  const raw = kv.get(STATE_KEY);
+  return raw ? (JSON.parse(raw.toString('utf8')) as Stored) : null;
+}
+
+export interface Stored {
   releaseId: string;
   version: string;
   deploymentId: string | null;
@@ -74,10 +80,9 @@ export class Updater {
     this.#waker = new Waker(o.clock);
   }
 
-  /** The latest update and where it stands (for heartbeats), or null. */
+  /** The latest update and where it stands, or null. */
   status(): Stored | null {
-    const raw = this.o.kv.get(STATE_KEY);
-    return raw ? (JSON.parse(raw.toString('utf8')) as Stored) : null;
+    return readUpdateState(this.o.kv);
   }
 
   async start(signal: AbortSignal): Promise<void> {
