@@ -5,6 +5,9 @@
 // frame is captured and an upload acknowledged; the deployment shows the device committed, the
 // heartbeat carries the update, and the boot says it was a planned reboot for the update.
 //
+// The line drops once half-way through the bundle (a proxy cuts the connection): the next try
+// asks for the rest (Range) and the download carries on from where it stopped.
+//
 // RAUC and the reboot command are test doubles (shell scripts that record what they were asked):
 // RAUC writes real partitions and the reboot is the Pi firmware's; the QEMU tests run those.
 import t from 'tap';
@@ -14,6 +17,7 @@ import { join } from 'node:path';
 import type { HeartbeatRequest } from '@vigil/protocol';
 import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
 import { startAgentProcess, startedFields, writeAgentConfig } from '../helpers/agent-process.js';
+import { startCutProxy } from '../helpers/cut-proxy.js';
 import { startRtspCamera } from '../helpers/rtsp-camera.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -70,8 +74,10 @@ t.test('the agent updates itself: target, download, verify, install, tryboot; th
   };
   bootAs('1.0.0', 'a', false, 'boot-1');
   const dataDir = join(dir, 'data');
+  const line = await startCutProxy(t, cloud.port);
+  line.setRule({ match: (l) => /^GET \S+\/bundle /.test(l), afterBytes: 700_000, times: 1 });
   const config = writeAgentConfig(dataDir, {
-    cloudUrl: cloud.url,
+    cloudUrl: `http://127.0.0.1:${line.port}`,
     claimCode: await cloud.claimCode('update'),
     captureIntervalMs: 1_000,
     heartbeatIntervalMs: 500,
@@ -106,6 +112,13 @@ t.test('the agent updates itself: target, download, verify, install, tryboot; th
   t.match(calls[0], /^info --keyring=\S+keyring\.pem --output-format=shell \S+\.raucb$/, 'the signature was checked first');
   t.match(calls[1], /^install --keyring=\S+keyring\.pem \S+\.raucb$/, 'then installed');
   t.equal(calls.length, 2, 'nothing else');
+  const bundleGets = line.requests.filter((r) => /\/bundle /.test(r.requestLine));
+  t.equal(line.cuts.length, 1, 'the line dropped once, mid-download');
+  t.equal(bundleGets.length, 2, 'two requests for the bundle');
+  t.equal(bundleGets[0]?.range, null, 'the first from the start');
+  const from = Number(/^bytes=(\d+)-$/.exec(bundleGets[1]?.range ?? '')?.[1]);
+  t.ok(from > 600_000 && from < 700_000, `the second from where the first stopped (byte ${from})`);
+  t.equal(a.logs.find((l) => l.msg === 'bundle downloaded and checked')?.resumedFrom, from, 'resumed, and the whole file checked');
   t.match(await deviceState(), { state: 'trial' }, 'the cloud knows the device went into its trial');
   await waitFor(async () => (await latestReport(cloud, deviceId))?.update?.state === 'trial', 10_000, 'a heartbeat carrying the trial');
   t.equal(a.child.exitCode, null, 'the agent waits for init to stop it');
