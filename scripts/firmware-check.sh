@@ -53,6 +53,8 @@ config BR2_aarch64
 	def_bool y
 config BR2_x86_64
 	bool
+config BR2_arm
+	bool
 config BR2_TOOLCHAIN_USES_GLIBC
 	def_bool y
 config BR2_INSTALL_LIBSTDCPP

@@ -11,7 +11,8 @@
 # RAUC knows one image per slot class, so [image.boot] names bootA.vfat with an install hook
 # (board/common/rauc/bundle-hook, shipped in the bundle as "hook") that writes bootA.vfat or
 # bootB.vfat, whichever the target slot pair needs, and reads it back. SHA256SUMS in the
-# bundle lists both.
+# bundle lists both. The same hook's install-check reads the whole payload before any slot is
+# written, so a corrupt bundle is refused without touching the inactive slot.
 #
 #   VIGIL_VERSION        the firmware version in the manifest (default: git describe)
 #   VIGIL_COMPATIBLE     default vigil-rpi4, as board/common/rauc/system.conf says
@@ -92,6 +93,7 @@ format=verity
 
 [hooks]
 filename=hook
+hooks=install-check
 
 [image.boot]
 filename=bootA.vfat

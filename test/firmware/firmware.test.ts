@@ -243,7 +243,8 @@ t.test('defconfig: read-only squashfs root, watchdog, ffmpeg, NTP, e2fsprogs; pi
   has('BR2_PACKAGE_E2FSPROGS_RESIZE2FS=y');
   has('BR2_PACKAGE_UTIL_LINUX_BINARIES=y'); // sfdisk, for vigil-grow-data
   has('BR2_PACKAGE_UTIL_LINUX_PARTX=y'); // partx, to tell the kernel
-  has('BR2_PACKAGE_OPENSSL=y'); // rtsps:// in ffmpeg
+  // openssl (rtsps:// in ffmpeg): rauc selects it, so savedefconfig leaves the line out
+  t.ok(lines.includes('BR2_PACKAGE_OPENSSL=y') || lines.includes('BR2_PACKAGE_RAUC=y'), 'openssl is in the image');
   t.ok(lines.some((l) => /^BR2_STRIP_EXCLUDE_FILES=".*\bvigil-agent\b.*"$/.test(l)), 'strip leaves the single executable alone');
   const agentConfig = await readFile(join(PKG, 'Config.in'), 'utf8');
   t.match(agentConfig, /select BR2_PACKAGE_FFMPEG #/, 'the agent package selects ffmpeg');
@@ -255,6 +256,20 @@ t.test('defconfig: read-only squashfs root, watchdog, ffmpeg, NTP, e2fsprogs; pi
   for (const opt of ['CONFIG_BCM2835_WDT=y', 'CONFIG_WATCHDOG_NOWAYOUT=y', 'CONFIG_SQUASHFS=y', 'CONFIG_SQUASHFS_ZSTD=y', 'CONFIG_EXT4_FS=y']) {
     t.match(fragment, new RegExp(`^${opt}$`, 'm'), `kernel: ${opt}`);
   }
+  // RAUC's verity bundles: a loop device and dm-verity, built in (no udev loads modules)
+  for (const opt of ['CONFIG_BLK_DEV_LOOP=y', 'CONFIG_MD=y', 'CONFIG_BLK_DEV_DM=y', 'CONFIG_DM_VERITY=y']) {
+    t.match(fragment, new RegExp(`^${opt}$`, 'm'), `kernel: ${opt}`);
+  }
+
+  // OTA: RAUC (no D-Bus: the agent drives the CLI, which then works alone), the tryboot flag's
+  // mailbox tool, and the post-build script that installs system.conf and the keyring
+  has('BR2_PACKAGE_RAUC=y');
+  t.notOk(lines.some((l) => /^BR2_PACKAGE_RAUC_DBUS=y/.test(l)), 'rauc without D-Bus: no daemon to run on the Pi');
+  has('BR2_PACKAGE_VIGIL_VCMAILBOX=y');
+  const postBuild = await readFile(join(BOARD, 'post-build.sh'), 'utf8');
+  t.match(postBuild, /board\/common\/rauc\/system\.conf" "\$TARGET_DIR\/etc\/rauc\/system\.conf"/, 'post-build installs system.conf');
+  t.match(postBuild, /"\$TARGET_DIR\/etc\/rauc\/keyring\.pem"/, 'and the keyring');
+  t.match(postBuild, /VIGIL_KEYRING/, 'a release names its keyring with VIGIL_KEYRING');
   t.match(await readFile(join(BOARD, 'config.txt'), 'utf8'), /^dtparam=watchdog=on$/m);
 
   // Pinned: the kernel by commit, hashes enforced, Buildroot by tag and commit
@@ -290,11 +305,15 @@ t.test('config.txt: every setting commented; cmdline.txt: one line, every parame
   for (const [name, text] of [['cmdline-a.txt', a], ['cmdline-b.txt', b]] as const) {
     t.match(text, /^[^\n#]+\n$/, `${name} is one line, no comment (the kernel would get it)`);
     for (const param of text.trim().split(/\s+/)) {
-      const generic = param.replace('mmcblk0p6', 'mmcblk0p5').replace('vigil.slot=b', 'vigil.slot=a');
+      const generic = param.replace('mmcblk0p6', 'mmcblk0p5').replace('vigil.slot=b', 'vigil.slot=a').replace('rauc.slot=b', 'rauc.slot=a');
       t.ok(explained.includes(`#   ${generic} `), `${name}: ${param} is explained in config.txt`);
     }
   }
-  t.equal(b, a.replace('root=/dev/mmcblk0p5', 'root=/dev/mmcblk0p6').replace('vigil.slot=a', 'vigil.slot=b'), 'the slots differ only in root and slot name');
+  t.equal(
+    b,
+    a.replace('root=/dev/mmcblk0p5', 'root=/dev/mmcblk0p6').replace('vigil.slot=a', 'vigil.slot=b').replace('rauc.slot=a', 'rauc.slot=b'),
+    'the slots differ only in root and slot name',
+  );
 });
 
 t.test('rootfs overlay: the runtime policy the image and the QEMU test share', async (t) => {

@@ -115,7 +115,7 @@ t.test('signed bundles', async (t) => {
   t.same(await readFile(join(dir, 'x-good/bootA.vfat')), await readFile(boot), 'slot A\'s boot image is carried');
   t.same(await readFile(join(dir, 'x-good/bootB.vfat')), await readFile(bootB), 'and slot B\'s');
   const manifest = await readFile(join(dir, 'x-good/manifest.raucm'), 'utf8');
-  t.match(manifest, /\[hooks\]\nfilename=hook\n/, 'the bundle carries its hook');
+  t.match(manifest, /\[hooks\]\nfilename=hook\nhooks=install-check;?\n/, 'the bundle carries its hook, run before anything is written');
   t.match(manifest, /\[image\.boot\][^[]*filename=bootA\.vfat\nhooks=install/, 'the boot image is written by the install hook');
   const usage = await run('sh', ['scripts/ota-bundle.sh', boot, rootfs]);
   t.not(usage.code, 0, 'two images named is a usage error (both boot images or none)');
@@ -156,6 +156,14 @@ t.test('signed bundles', async (t) => {
     t.not(wrong.code, 0, 'an image that does not match SHA256SUMS is refused');
     t.same(await readFile(p3), Buffer.alloc(2 * 1024 * 1024, 0xaa), 'and nothing was written');
     t.equal((await run('sh', [join(x, 'hook'), 'slot-post-install'])).code, 0, 'other hook calls do nothing');
+    // install-check, before any slot is touched: the whole payload reads (dm-verity on a device)
+    // and the boot images match their sums
+    const check = await run('sh', [join(x, 'hook'), 'install-check'], { RAUC_BUNDLE_MOUNT_POINT: x });
+    t.equal(check.code, 0, `install-check passes a good bundle: ${check.stderr}`);
+    t.match(check.stderr, /reads back intact/);
+    t.equal((await run('sh', [join(x, 'hook'), 'install-check'], { RAUC_BUNDLE_MOUNT_POINT: '' })).code, 0, 'and finds the bundle beside itself');
+    const checkBad = await run('sh', [join(y, 'hook'), 'install-check'], { RAUC_BUNDLE_MOUNT_POINT: y });
+    t.not(checkBad.code, 0, 'install-check refuses boot images that do not match SHA256SUMS');
   });
 
   // A flipped byte in the payload: the signature covers the verity root hash, and the payload

@@ -271,3 +271,45 @@ t.test('make image refuses clearly without the agent executable', async (t) => {
   t.not(r.code, 0, 'refused');
   t.match(r.stderr, /run 'make agent-bin' first/);
 });
+
+t.test('vigil-reboot: tryboot sets the firmware flag through vcmailbox, then reboots; refuses loudly', async (t) => {
+  const dir = await tmpDir(t, 'vigil-reboot-');
+  const calls = join(dir, 'calls');
+  // Stand-ins that log their arguments: the mailbox answers like the real one (word 1 = response code)
+  const fake = async (name: string, body: string): Promise<string> => {
+    const p = join(dir, name);
+    await writeFile(p, `#!/bin/sh\necho "${name} $*" >>"${calls}"\n${body}\n`, { mode: 0o755 });
+    return p;
+  };
+  const ok = await fake('vcmailbox-ok', 'echo "0x0000001c 0x80000000 0x00038064 0x00000004 0x80000004 0x00000001 0x00000000"');
+  const refused = await fake('vcmailbox-refused', 'echo "0x0000001c 0x80000001 0x00038064 0x00000004 0x00000000 0x00000001 0x00000000"');
+  const broken = await fake('vcmailbox-broken', 'echo "cannot open /dev/vcio" >&2; exit 1');
+  const reboot = await fake('reboot', 'exit 0');
+  const SCRIPT = join(OVERLAY, 'usr/sbin/vigil-reboot');
+  const go = async (mailbox: string, args: string[]): Promise<{ r: Result; calls: string }> => {
+    await writeFile(calls, '');
+    const r = await run('sh', [SCRIPT, ...args], { VIGIL_LIB: LIB, VIGIL_VCMAILBOX: mailbox, VIGIL_REBOOT: reboot });
+    return { r, calls: await readFile(calls, 'utf8') };
+  };
+
+  const trial = await go(ok, ['tryboot']);
+  t.equal(trial.r.code, 0, `tryboot: ${trial.r.stderr}`);
+  t.equal(trial.calls, 'vcmailbox-ok 0x00038064 4 0 1\nreboot \n', 'RPI_FIRMWARE_SET_REBOOT_FLAGS = 1, then a plain (BusyBox) reboot');
+  const plain = await go(ok, []);
+  t.equal(plain.r.code, 0);
+  t.equal(plain.calls, 'reboot \n', 'no argument: an ordinary reboot, the mailbox untouched');
+
+  for (const [what, mailbox] of [
+    ['the firmware refuses', refused],
+    ['vcmailbox fails', broken],
+    ['there is no vcmailbox', join(dir, 'missing')],
+  ] as const) {
+    const r = await go(mailbox, ['tryboot']);
+    t.not(r.r.code, 0, `${what}: non-zero`);
+    t.match(r.r.stderr, /not rebooting/, `${what}: says so`);
+    t.notMatch(r.calls, /^reboot/m, `${what}: no reboot (the caller must not expect a trial)`);
+  }
+  const bad = await go(ok, ['0 tryboot']);
+  t.not(bad.r.code, 0, 'an unknown argument is refused');
+  t.equal(bad.calls, '', 'and nothing is called');
+});
