@@ -7,7 +7,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -56,6 +56,28 @@ export async function buildImage(): Promise<ImageInfo> {
   return { image: join(IMAGE_DIR, 'sdcard.img'), sizes, buildMs: performance.now() - t0 };
 }
 
+const BUNDLE_SCRIPT = join(TOP, 'board/qemu/build-bundle.sh');
+
+/**
+ * A signed RAUC bundle of the test image's own slot contents with `version` as its firmware
+ * version (board/qemu/build-bundle.sh; cached: a no-op when made before from the same image).
+ * `extraDir` is laid over its rootfs (e.g. a broken /etc/default/vigil-agent).
+ */
+export async function buildBundle(version: string, extraDir?: string): Promise<{ path: string; buildMs: number }> {
+  const t0 = performance.now();
+  try {
+    const { stdout } = await run('sh', [BUNDLE_SCRIPT, version, ...(extraDir ? [extraDir] : [])], {
+      cwd: TOP,
+      timeout: BUILD_TIMEOUT_MS,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return { path: resolve(TOP, stdout.trim().split('\n').at(-1)!), buildMs: performance.now() - t0 };
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`board/qemu/build-bundle.sh failed: ${e.stderr?.trim().split('\n').slice(-15).join('\n') || e.message}`);
+  }
+}
+
 export interface SerialLine {
   /** ms since QEMU was started */
   at: number;
@@ -74,6 +96,14 @@ export interface BootOptions {
   append?: string;
   /** The serial log is written to LOG_DIR/<name>.log when QEMU exits. */
   name?: string;
+  /** Boot autoboot.txt's [tryboot] partition (the Pi firmware's one-shot flag; run.sh VIGIL_QEMU_TRYBOOT=1). */
+  tryboot?: boolean;
+}
+
+/** What a `run CMD` on the control channel gave back. */
+export interface RunResult {
+  rc: number;
+  out: string;
 }
 
 export interface Guest {
@@ -87,6 +117,8 @@ export interface Guest {
   waitForAgentLog(pred: (l: TimedAgentLog) => boolean, timeoutMs?: number, from?: number): Promise<TimedAgentLog>;
   /** One line to the guest's control channel (/dev/hvc0). */
   send(command: string): Promise<void>;
+  /** A shell command in the guest (control channel `run`): its output lines and exit status. */
+  run(command: string, timeoutMs?: number): Promise<RunResult>;
   /** Power cut: SIGKILL QEMU, wait for it to be gone. */
   kill(): Promise<void>;
   /** The last serial lines, for failure messages. */
@@ -105,7 +137,13 @@ export function boot(t: Teardown, disk: Disk, opts: BootOptions = {}): Guest {
   const t0 = performance.now();
   const child = spawn('sh', [RUN_SCRIPT, disk.path], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, VIGIL_QEMU_FORWARD: forward, VIGIL_QEMU_APPEND: append, VIGIL_QEMU_CONTROL: control },
+    env: {
+      ...process.env,
+      VIGIL_QEMU_FORWARD: forward,
+      VIGIL_QEMU_APPEND: append,
+      VIGIL_QEMU_CONTROL: control,
+      VIGIL_QEMU_TRYBOOT: opts.tryboot ? '1' : '0',
+    },
   });
   const lines: SerialLine[] = [];
   const agentLogs: TimedAgentLog[] = [];
@@ -195,6 +233,26 @@ export function boot(t: Teardown, disk: Disk, opts: BootOptions = {}): Guest {
     }
   };
 
+  // One `run` at a time: the control script answers commands in order, on the shared console
+  let runs: Promise<unknown> = Promise.resolve();
+  const runOne = async (command: string, timeoutMs: number): Promise<RunResult> => {
+    const from = performance.now() - t0;
+    const start = lines.length;
+    socket ??= await openControl();
+    socket.write(`run ${command}\n`);
+    const rcLine = await waitFor(
+      () => lines.slice(start).find((l) => l.at >= from && /^SYSTEST_RC -?\d+$/.test(l.text)),
+      timeoutMs,
+      `the answer to 'run ${command}'`,
+    );
+    const out = lines
+      .slice(start)
+      .filter((l) => l.at <= rcLine.at && l.text.startsWith('SYSTEST_OUT '))
+      .map((l) => l.text.slice('SYSTEST_OUT '.length))
+      .join('\n');
+    return { rc: Number(rcLine.text.split(' ')[1]), out };
+  };
+
   return {
     child,
     pid: child.pid!,
@@ -211,6 +269,11 @@ export function boot(t: Teardown, disk: Disk, opts: BootOptions = {}): Guest {
     async send(command) {
       socket ??= await openControl();
       socket.write(command + '\n');
+    },
+    run(command, timeoutMs = BOOT_TIMEOUT_MS) {
+      const r = runs.then(() => runOne(command, timeoutMs));
+      runs = r.catch(() => undefined);
+      return r;
     },
     async kill() {
       if (!gone) child.kill('SIGKILL');
