@@ -66,6 +66,12 @@ t.test('a download cut mid-way resumes from where it stopped, with Range and If-
   t.same(state.requests.at(-1), { range: `bytes=${r.resumedFrom}-`, ifRange: '"v2"', auth: 'Bearer device-token' }, 'asked for the rest of the same file');
   t.ok(readFileSync(dest).equals(bundle.data), 'the whole bundle, byte for byte');
   t.notOk(existsSync(`${dest}.part`), 'no part file left');
+  // Asked again (the install was cut by a power failure): the file it has is used as it is
+  const asked = state.requests.length;
+  t.same(await download(client, req, silentLogger(), 0), { path: dest, resumedFrom: bundle.data.length }, 'already there');
+  t.equal(state.requests.length, asked, 'not fetched again');
+  const other = { ...req, sha256: sha(Buffer.from('another bundle')) };
+  t.equal(await code(download(client, other, silentLogger(), 0)), 'DOWNLOAD_MISMATCH', 'a file that does not match is fetched again, and checked');
 });
 
 t.test('a bundle that changed under the download starts over; a wrong hash is thrown away', async (t) => {

@@ -60,6 +60,11 @@ export async function download(client: CloudClient, req: DownloadRequest, log: L
   const part = `${req.dest}.part`;
   const infoFile = `${part}.json`;
   if (req.bytes > req.maxBytes) throw downloadError('DOWNLOAD_NO_SPACE', `the bundle is ${req.bytes} bytes, over the ${req.maxBytes}-byte budget`);
+  // Downloaded before (an install cut by a power failure): used again once it checks out
+  if ((await stat(req.dest).catch(() => null))?.size === req.bytes && (await sha256File(req.dest)) === req.sha256) {
+    log.info({ bytes: req.bytes }, 'bundle already downloaded and checked');
+    return { path: req.dest, resumedFrom: req.bytes };
+  }
 
   // What an earlier try left, if it was for this same file
   let have = 0;
