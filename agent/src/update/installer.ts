@@ -21,6 +21,8 @@ export interface SlotInstaller {
 }
 
 export const RAUC_INFO_TIMEOUT_MS = 120_000;
+/** RAUC's words for a bundle it will not install: an install-check hook's refusal, a bad signature. */
+const BUNDLE_REJECTED = /Bundle rejected|signature/i;
 export const RAUC_INSTALL_TIMEOUT_MS = 30 * 60_000;
 
 export interface RaucOptions {
@@ -48,7 +50,11 @@ export class RaucInstaller implements SlotInstaller {
     try {
       await run(this.o.rauc, ['install', `--keyring=${this.o.keyring}`, bundle], RAUC_INSTALL_TIMEOUT_MS);
     } catch (err) {
-      throw new VigilError('INSTALL_FAILED', `rauc install failed: ${(err as Error).message}`, { cause: err, retryable: true });
+      const message = (err as Error).message;
+      // The bundle itself is bad (its payload does not read back intact, its signature fails):
+      // final for this release. Anything else (a power cut, a full disk) is tried again.
+      if (BUNDLE_REJECTED.test(message)) throw new VigilError('BUNDLE_INVALID', `rauc install refused the bundle: ${message}`, { cause: err });
+      throw new VigilError('INSTALL_FAILED', `rauc install failed: ${message}`, { cause: err, retryable: true });
     }
   }
 
@@ -60,7 +66,9 @@ export class RaucInstaller implements SlotInstaller {
 function run(file: string, args: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8', maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${[file, ...args.slice(0, 1)].join(' ')}: ${(stderr || err.message).trim().split('\n').slice(-3).join(' | ')}`));
+      // RAUC's client prints the service's LastError on stdout, its own complaints on stderr
+      const said = [stdout, stderr].join('\n').trim().split('\n').filter((l) => l.trim() !== '').slice(-4).join(' | ');
+      if (err) reject(new Error(`${[file, ...args.slice(0, 1)].join(' ')}: ${said || err.message}`));
       else resolve(stdout);
     });
   });
