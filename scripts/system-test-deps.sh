@@ -3,8 +3,9 @@
 # aarch64 system emulator, the image tools (genimage, squashfs, FAT, ext4, partition tables),
 # depmod for the arm64 kernel's module index, cpio for the initramfs, readelf (shared-library
 # closure), qemu-user (asks the arm64 BusyBox for its applet list), OpenBSD netcat (one per
-# forwarded guest connection, with -N), and the archive keyring with which the private arm64
-# APT (board/qemu/fetch-debs.sh) checks Debian's signatures.
+# forwarded guest connection, with -N), openssl and rauc (the image's keyring, the update test's
+# signed bundles), and the archive keyring with which the private arm64 APT
+# (board/qemu/fetch-debs.sh) checks Debian's signatures.
 # Installs them when run as root, otherwise stops with the list of what is missing.
 set -eu
 # shellcheck source=/dev/null # scripts/lib/debian-packages.sh, checked on its own
@@ -31,6 +32,9 @@ need zstd zstd
 need readelf binutils
 need qemu-aarch64-static qemu-user-static
 need flock util-linux
+# the image trusts a keyring (scripts/ota-keys.sh: openssl); the update test signs bundles (rauc)
+need openssl openssl
+need rauc rauc
 nc -h 2>&1 | grep -qE '^[[:space:]]+-N[[:space:]]' || missing="$missing netcat-openbsd"
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing="$missing debian-archive-keyring"
 

@@ -24,6 +24,7 @@ t.setTimeout(15 * 60_000);
 
 /** Where the guest fetches bundles: a forwarded address of its own (the cloud's stays unreachable). */
 const GUEST_BUNDLES = { addr: '10.0.2.102', port: 80 };
+const KEYRING = '/etc/rauc/keyring.pem';
 const ROOTFS_B_PARTITION = 6;
 const BOOT_B_PARTITION = 3;
 /** A RAUC install of a ~170 MB bundle under TCG: ~35 s alone; room for a loaded machine. */
@@ -88,7 +89,8 @@ t.test('QEMU: RAUC A/B updates, tryboot trials, commit and fall back', async (t)
     sh(g, `wget -q -O /data/update.raucb http://${GUEST_BUNDLES.addr}/${basename(file)} && ls -l /data/update.raucb`, 120_000);
   const install = async (g: Guest): Promise<{ rc: number; out: string; ms: number }> => {
     const s = performance.now();
-    const r = await g.run('rauc install /data/update.raucb; rc=$?; rm -f /data/update.raucb; exit $rc', INSTALL_TIMEOUT_MS);
+    // The agent's Updater's commands, as it runs them
+    const r = await g.run(`rauc install --keyring=${KEYRING} /data/update.raucb; rc=$?; rm -f /data/update.raucb; exit $rc`, INSTALL_TIMEOUT_MS);
     return { ...r, ms: performance.now() - s };
   };
   const reboot = async (b: Boot, arg = ''): Promise<{ next: Boot; ms: number }> => {
@@ -123,6 +125,8 @@ t.test('QEMU: RAUC A/B updates, tryboot trials, commit and fall back', async (t)
 
   // 2. Install into B, trial, commit
   await fetchBundle(a1.guest, v2.path);
+  const info = await sh(a1.guest, `rauc info --keyring=${KEYRING} --output-format=shell /data/update.raucb`);
+  t.match(info, /^RAUC_MF_VERSION='2\.0\.0-slots'$/m, 'rauc info: the signed manifest, checked against the image\'s keyring');
   const i2 = await install(a1.guest);
   t.equal(i2.rc, 0, 'rauc install of 2.0.0-slots from slot A', { output: i2.out });
   t.comment(`install in the guest: ${Math.round(i2.ms)} ms`);
