@@ -67,7 +67,9 @@ function run(file: string, args: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8', maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => {
       // RAUC's client prints the service's LastError on stdout, its own complaints on stderr
-      const said = [stdout, stderr].join('\n').trim().split('\n').filter((l) => l.trim() !== '').slice(-4).join(' | ');
+      const lines = [stdout, stderr].join('\n').split('\n').map((l) => l.trim()).filter((l) => l !== '');
+      const lastError = lines.filter((l) => l.startsWith('LastError:'));
+      const said = (lastError.length > 0 ? lastError : lines.slice(-4)).join(' | ');
       if (err) reject(new Error(`${[file, ...args.slice(0, 1)].join(' ')}: ${said || err.message}`));
       else resolve(stdout);
     });
