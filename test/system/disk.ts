@@ -41,12 +41,20 @@ export interface Disk {
 /**
  * A private copy of the SD card (sparse: ~200 MB written of 1.6 GB) with `files` written into
  * the data partition's filesystem (paths relative to /data), as a technician's provisioning
- * or a first boot would leave them.
+ * or a first boot would leave them. `sizeBytes` makes the card bigger than the image (sparse).
  */
-export async function makeDisk(t: Teardown, image: string, files: Record<string, string>): Promise<Disk> {
+export async function makeDisk(
+  t: Teardown,
+  image: string,
+  files: Record<string, string>,
+  opts: { sizeBytes?: number } = {},
+): Promise<Disk> {
   const dir = await tmpDir(t, 'vigil-qemu-');
   const path = join(dir, 'sdcard.img');
   await run('cp', ['--sparse=always', image, path]);
+  // A bigger card: the first boot grows p7 (and the extended partition) to its end
+  // (S03vigil-data, vigil-grow-data), as on a Pi with a card larger than the image
+  if (opts.sizeBytes !== undefined) await run('truncate', ['-s', String(opts.sizeBytes), path]);
   const parts = await partitions(path);
   const data = parts.get(DATA_PARTITION);
   if (!data) throw new Error(`${image} has no partition ${DATA_PARTITION}`);

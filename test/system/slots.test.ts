@@ -25,6 +25,8 @@ t.setTimeout(15 * 60_000);
 /** Where the guest fetches bundles: a forwarded address of its own (the cloud's stays unreachable). */
 const GUEST_BUNDLES = { addr: '10.0.2.102', port: 80 };
 const KEYRING = '/etc/rauc/keyring.pem';
+const CARD_BYTES = 2 * 1024 ** 3;
+const DATA_START_BYTES = 1312 * 1024 ** 2;
 const ROOTFS_B_PARTITION = 6;
 const BOOT_B_PARTITION = 3;
 /** A RAUC install of a ~170 MB bundle under TCG: ~35 s alone; room for a loaded machine. */
@@ -65,10 +67,17 @@ t.test('QEMU: RAUC A/B updates, tryboot trials, commit and fall back', async (t)
   const port = (server.address() as { port: number }).port;
 
   await qemuLock(t);
-  const disk = await makeDisk(t, image.image, {
-    'vigil/agent.json': JSON.stringify(guestAgentConfig('unused', []), null, 2),
-    'vigil/board-serial': '10000000c0ffee05\n',
-  });
+  // A 2 GiB card: the first boot grows /data to its end (~740 MiB instead of 256), room for the
+  // agent's data beside a downloaded bundle
+  const disk = await makeDisk(
+    t,
+    image.image,
+    {
+      'vigil/agent.json': JSON.stringify(guestAgentConfig('unused', []), null, 2),
+      'vigil/board-serial': '10000000c0ffee05\n',
+    },
+    { sizeBytes: CARD_BYTES },
+  );
   const m = await machine(t, disk, { forward: { [`${GUEST_BUNDLES.addr}:${GUEST_BUNDLES.port}`]: port }, name: 'slots' });
   t.teardown(() => {
     if (t.passing()) return;
@@ -81,8 +90,9 @@ t.test('QEMU: RAUC A/B updates, tryboot trials, commit and fall back', async (t)
     return r.out;
   };
   const raucReady = async (b: Boot): Promise<void> => {
-    await b.guest.waitForLine(/^SYSTEST_RAUC (ready|failed)$/);
-    t.ok(b.guest.lines.some((l) => l.text === 'SYSTEST_RAUC ready'), `boot ${b.n}: rauc service up`);
+    // Printed from the background while rcS goes on: it may share a line with the login prompt
+    const l = await b.guest.waitForLine(/SYSTEST_RAUC (ready|failed)$/);
+    t.match(l.text, /SYSTEST_RAUC ready$/, `boot ${b.n}: rauc service up`);
   };
   const booted = async (g: Guest): Promise<string> => /RAUC_SYSTEM_BOOTED_BOOTNAME='(\w)'/.exec(await sh(g, 'rauc status --output-format=shell'))?.[1] ?? '?';
   const fetchBundle = (g: Guest, file: string): Promise<string> =>
@@ -112,6 +122,11 @@ t.test('QEMU: RAUC A/B updates, tryboot trials, commit and fall back', async (t)
   t.match(a1, { n: 1, section: 'all', partition: 2, root: '/dev/vda5' }, 'power-on: the firmware starts [all] boot_partition=2, slot A');
   await raucReady(a1);
   t.equal(await booted(a1.guest), 'a', 'rauc status: slot a booted (rauc.slot=a)');
+  t.match((await a1.guest.waitForLine(/^SYSTEST_DATA /)).text, / ok$/, '/data checked and mounted');
+  const dataBytes = Number(await sh(a1.guest, 'cat /sys/class/block/vda7/size')) * 512;
+  t.ok(dataBytes > CARD_BYTES - DATA_START_BYTES - 8 * 1024 ** 2, `the first boot grew p7 to the end of the bigger card (${dataBytes} bytes)`);
+  const dfKb = Number(/^\S+\s+(\d+)/m.exec((await sh(a1.guest, 'df -k /data | tail -n 1')))?.[1]);
+  t.ok(dfKb * 1024 > 600 * 1024 ** 2, `and its filesystem with it (${dfKb} KiB)`);
 
   const p6Before = await partitionSha256(disk, ROOTFS_B_PARTITION);
   const p3Before = await partitionSha256(disk, BOOT_B_PARTITION);
