@@ -2,7 +2,7 @@
 # run.sh DISK: boots a QEMU test image (board/qemu/build-image.sh) on QEMU's aarch64 "virt"
 # machine, playing the Raspberry Pi firmware's part first:
 #   1. autoboot.txt on p1 names the boot partition ([all] boot_partition=, or the [tryboot]
-#      one when VIGIL_QEMU_TRYBOOT=1, as after `reboot "0 tryboot"`);
+#      one when VIGIL_QEMU_TRYBOOT=1, as after `vigil-reboot tryboot`);
 #   2. that partition's config.txt names the kernel (kernel=) and, if any, the initramfs;
 #      QEMU's boot slots also hold initrd.gz (the module-loading stand-in), used when present;
 #   3. that partition's cmdline.txt is the kernel command line, with the SD card's
