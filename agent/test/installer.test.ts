@@ -14,7 +14,9 @@ function fakeRauc(dir: string, installOutput: string, installRc: number): { rauc
     `#!/bin/sh
 echo "$*" >> '${log}'
 case "$1" in
-info) printf "RAUC_MF_COMPATIBLE='vigil-rpi4'\\nRAUC_MF_VERSION='2.0.0'\\nRAUC_MF_DESCRIPTION='agent 0.2.0'\\n" ;;
+info)
+	[ -n "$FAIL_INFO" ] && { printf 'rauc-Message: 21:26:32.709: valid /etc/rauc/system.conf found, using it\\nrauc-Message: 21:26:32.737: Reading bundle: b\\nsignature verification failed: Verify error: unable to get local issuer certificate\\n' >&2; exit 1; }
+	printf "RAUC_MF_COMPATIBLE='vigil-rpi4'\\nRAUC_MF_VERSION='2.0.0'\\nRAUC_MF_DESCRIPTION='agent 0.2.0'\\n" ;;
 install) printf '%s\\n' "${installOutput}"; exit ${installRc} ;;
 status) exit 0 ;;
 esac
@@ -44,4 +46,14 @@ t.test('a bundle RAUC rejects is final; any other failed install is tried again'
   t.match(await code(new RaucInstaller({ rauc: rejected.rauc, keyring: 'k' }).install('b')), /^BUNDLE_INVALID final: rauc install refused the bundle: .*does not read back intact/);
   const cut = fakeRauc(t.testdir({}), 'LastError: Installation error: Failed updating slot rootfs.1: No space left on device', 1);
   t.match(await code(new RaucInstaller({ rauc: cut.rauc, keyring: 'k' }).install('b')), /^INSTALL_FAILED retry: rauc install failed: .*No space left on device/);
+});
+
+t.test('a bundle whose signature does not verify: the reason, without RAUC\'s chatter', async (t) => {
+  const f = fakeRauc(t.testdir({}), '', 0);
+  process.env.FAIL_INFO = '1';
+  t.teardown(() => void delete process.env.FAIL_INFO);
+  t.equal(
+    await code(new RaucInstaller({ rauc: f.rauc, keyring: 'k' }).inspect('b')),
+    'BUNDLE_INVALID final: the bundle failed verification: /usr/bin/rauc info: signature verification failed: Verify error: unable to get local issuer certificate'.replace('/usr/bin/rauc', f.rauc),
+  );
 });

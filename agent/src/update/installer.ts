@@ -67,7 +67,12 @@ function run(file: string, args: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8', maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => {
       // RAUC's client prints the service's LastError on stdout, its own complaints on stderr
-      const lines = [stdout, stderr].join('\n').split('\n').map((l) => l.trim()).filter((l) => l !== '');
+      // (its progress chatter, "rauc-Message: …", says nothing about what went wrong)
+      const lines = [stdout, stderr]
+        .join('\n')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l !== '' && !l.includes('rauc-Message'));
       const lastError = lines.filter((l) => l.startsWith('LastError:'));
       const said = (lastError.length > 0 ? lastError : lines.slice(-4)).join(' | ');
       if (err) reject(new Error(`${[file, ...args.slice(0, 1)].join(' ')}: ${said || err.message}`));
