@@ -2,9 +2,10 @@
 // the agent under init with real RAUC; the real cloud on the host holds the releases and the
 // staged deployments; the harness plays the Pi firmware (autoboot.txt, the one-shot tryboot
 // flag: machine.ts). Nothing in the guest is driven by hand: the agent does every step.
-//   1. a bundle signed by another key (small: it only has to be downloaded): refused before
-//      any slot is written (p3/p6 unchanged), reported `failed`, not tried again (a bundle with
-//      a flipped payload byte is slots.test.ts's: RAUC's install-check refuses it);
+//   1. a bundle signed by another CA, and one with a flipped payload byte (small bundles: they
+//      only have to be downloaded): the first fails `rauc info`, the second RAUC's install-check
+//      (the whole payload is read before any slot is written); both reported `failed`, neither
+//      tried again, p3/p6 unchanged;
 //   2. a release whose agent cannot capture (its ffmpeg is broken): the download is cut half-way
 //      and resumes (Range); installed into B; tryboot trial; never healthy, so after the trial's
 //      time limit the agent reboots and the firmware brings A back; A reports `reverted` with the
@@ -13,7 +14,7 @@
 //      again, reboots into the trial, captures and uploads, commits (`rauc status mark-good`);
 //      the device reports the new version, committed; autoboot.txt now names slot B.
 import t, { type Test } from 'tap';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -63,23 +64,37 @@ async function deploy(t: Test, cloud: TestCloud, releaseId: string, deviceId: st
   return async () => (await cloud.admin<DeploymentView>('GET', `/admin/v1/firmware/deployments/${dep.body.id}`)).body;
 }
 
-/** A small, valid bundle signed by a CA the devices do not trust (scripts/ota-keys.sh DIR). */
-async function foreignBundle(dir: string, version: string): Promise<string> {
-  const root = join(dir, 'foreign-root');
-  await mkdir(join(root, 'etc'), { recursive: true });
+/**
+ * A small bundle (a 300 kB rootfs, 1 MiB boot images): signed by a CA the devices do not trust
+ * (`foreign`: scripts/ota-keys.sh DIR), or by the development keys with one payload byte
+ * flipped afterwards (the signature intact: it covers the verity root hash, not each byte).
+ */
+async function smallBundle(dir: string, version: string, how: 'foreign' | 'flipped'): Promise<string> {
+  const work = join(dir, `small-${how}`);
+  await mkdir(join(work, 'root/etc'), { recursive: true });
   // RAUC's verity format wants a payload of more than one block
-  await writeFile(join(root, 'etc/filler'), randomBytes(300_000));
-  await run('mksquashfs', [root, join(dir, 'rootfs.squashfs'), '-quiet', '-noappend']);
-  await run('mkfs.vfat', ['-C', join(dir, 'boot.vfat'), '1024'], { env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
-  const keys = (await run('sh', [join(TOP, 'scripts/ota-keys.sh'), join(dir, 'foreign-keys')])).stdout;
+  await writeFile(join(work, 'root/etc/filler'), randomBytes(300_000));
+  await run('mksquashfs', [join(work, 'root'), join(work, 'rootfs.squashfs'), '-quiet', '-noappend']);
+  await run('mkfs.vfat', ['-C', join(work, 'boot.vfat'), '1024'], { env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
   const env: NodeJS.ProcessEnv = { ...process.env, VIGIL_VERSION: version };
-  for (const l of keys.trim().split('\n')) {
-    const [k, v] = l.split('=') as [string, string];
-    env[k] = v;
+  if (how === 'foreign') {
+    const keys = (await run('sh', [join(TOP, 'scripts/ota-keys.sh'), join(work, 'keys')])).stdout;
+    for (const l of keys.trim().split('\n')) {
+      const [k, v] = l.split('=') as [string, string];
+      env[k] = v;
+    }
   }
-  const out = join(dir, 'foreign.raucb');
-  const boot = join(dir, 'boot.vfat');
-  await run('sh', [join(TOP, 'scripts/ota-bundle.sh'), boot, boot, join(dir, 'rootfs.squashfs'), out], { env });
+  const out = join(work, 'bundle.raucb');
+  const boot = join(work, 'boot.vfat');
+  await run('sh', [join(TOP, 'scripts/ota-bundle.sh'), boot, boot, join(work, 'rootfs.squashfs'), out], { env });
+  if (how === 'flipped') {
+    const fh = await open(out, 'r+');
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, 100_000); // inside the squashfs payload, well before the signature
+    b[0]! ^= 0xff;
+    await fh.write(b, 0, 1, 100_000);
+    await fh.close();
+  }
   return out;
 }
 
@@ -90,7 +105,7 @@ async function autoboot(disk: { path: string }): Promise<string> {
   return stdout.replace(/\r/g, '');
 }
 
-t.test('QEMU: the agent updates the device: wrongly signed, never healthy, power cut, commit', async (t) => {
+t.test('QEMU: the agent updates the device: refused bundles, never healthy, power cut, commit', async (t) => {
   const image = await buildImage();
   const dir = await tmpDir(t, 'vigil-update-');
   // A release whose agent never gets healthy: its ffmpeg is a program that fails
@@ -100,7 +115,8 @@ t.test('QEMU: the agent updates the device: wrongly signed, never healthy, power
   await writeFile(join(broken, 'etc/default/vigil-agent'), defaults.replace(/^VIGIL_FFMPEG=.*$/m, 'VIGIL_FFMPEG=/bin/false'));
   const t0 = performance.now();
   const [bad, good] = [await buildBundle('2.0.0-broken', broken), await buildBundle('2.0.0')];
-  const foreign = await foreignBundle(dir, '1.5.0');
+  const foreign = await smallBundle(dir, '1.5.0', 'foreign');
+  const flipped = await smallBundle(dir, '1.6.0', 'flipped');
   t.comment(`bundles built in ${Math.round((performance.now() - t0) / 1000)} s (cached when the image did not change)`);
 
   await qemuLock(t);
@@ -112,13 +128,14 @@ t.test('QEMU: the agent updates the device: wrongly signed, never healthy, power
     heartbeatIntervalMs: 5000,
     update: { pollMs: 3000, trialTimeoutMs: TRIAL_TIMEOUT_MS },
   });
-  const disk = await makeDisk(t, image.image, {
-    'vigil/agent.json': JSON.stringify(config, null, 2),
-    'vigil/board-serial': '10000000c0ffee06\n',
-  });
-  // A 4 GB card: the image's /data (256 MiB) grows to the end of the card at first boot
+  // A 4 GiB card: the image's /data (256 MiB) grows to the end of the card at first boot
   // (S03vigil-data), room for a 170 MB bundle beside the 256 MiB the agent keeps for captures
-  await run('truncate', ['-s', '4G', disk.path]);
+  const disk = await makeDisk(
+    t,
+    image.image,
+    { 'vigil/agent.json': JSON.stringify(config, null, 2), 'vigil/board-serial': '10000000c0ffee06\n' },
+    { sizeBytes: 4 * 1024 ** 3 },
+  );
   const m = await machine(t, disk, { forward: forwardTo(line.port, camera.port), name: 'update' });
   t.teardown(() => {
     if (t.passing()) return;
@@ -135,19 +152,27 @@ t.test('QEMU: the agent updates the device: wrongly signed, never healthy, power
   const v0 = s1.firmware.version;
   t.match(s1.firmware, { slot: 'A', trial: false }, `boot 1: slot A, firmware ${v0}`);
   await a1.guest.waitForAgentLog((l) => l.msg === 'uploaded', BOOT_TIMEOUT_MS);
+  const df = await a1.guest.run('df -k /data | tail -n 1');
+  const dataKb = Number(/^\S+\s+(\d+)/m.exec(df.out)?.[1]);
+  t.ok(dataKb * 1024 > 3 * 1024 ** 3, `the first boot grew /data to the end of the 4 GiB card (${dataKb} KiB)`);
   const deviceId = (await cloud.admin<{ id: string }[]>('GET', '/admin/v1/devices')).body[0]!.id;
 
-  // 1. A bundle signed by another key: refused before any slot is written
+  // 1. Bundles that must not be installed: refused before any slot is written
   const p6 = await partitionSha256(disk, ROOTFS_B_PARTITION);
   const p3 = await partitionSha256(disk, BOOT_B_PARTITION);
   const foreignState = await deploy(t, cloud, await release(t, cloud, '1.5.0', foreign), deviceId);
-  const failed = await updateLog(a1.guest, 'failed');
-  t.match(failed.reason, /^BUNDLE_INVALID: the bundle failed verification: .*signature verification failed/, `the agent reports why: ${String(failed.reason).slice(0, 200)}`);
+  const refused1 = await updateLog(a1.guest, 'failed');
+  t.match(refused1.reason, /^BUNDLE_INVALID: the bundle failed verification: .*signature verification failed/, `signed by another CA: ${String(refused1.reason)}`);
   await waitFor(async () => (await foreignState()).devices[0]?.state === 'failed', 30_000, 'the cloud to hear of the failure');
+  const flippedState = await deploy(t, cloud, await release(t, cloud, '1.6.0', flipped), deviceId);
+  const refused2 = await updateLog(a1.guest, 'failed', refused1.at + 1);
+  t.match(refused2.reason, /^BUNDLE_INVALID: rauc install refused the bundle: .*does not read back intact/, `one flipped payload byte: ${String(refused2.reason)}`);
+  await waitFor(async () => (await flippedState()).devices[0]?.state === 'failed', 30_000, 'the cloud to hear of the failure');
   t.equal(await partitionSha256(disk, ROOTFS_B_PARTITION), p6, 'rootfs B (p6) untouched');
   t.equal(await partitionSha256(disk, BOOT_B_PARTITION), p3, 'boot B (p3) untouched');
-  t.notOk(a1.guest.agentLogs.some((l) => l.msg === 'update installing'), 'never installed');
-  t.equal(a1.guest.agentLogs.filter((l) => l.msg === 'update downloading').length, 1, 'and not tried again');
+  t.equal(a1.guest.agentLogs.filter((l) => l.msg === 'update installing').length, 1, 'only the flipped one reached rauc install (its signature is good)');
+  t.equal(a1.guest.agentLogs.filter((l) => l.msg === 'update downloading').length, 2, 'neither was tried again');
+  const failed = refused2;
 
   // 2. A release that never gets healthy; its download is cut half-way
   line.setRule({ match: (l) => /^GET \S+\/bundle /.test(l), afterBytes: 60 * 1024 * 1024, times: 1 });
