@@ -97,8 +97,8 @@ try {
   const camera = await startRtsp(['/cam1'], '640x360');
   t.teardown(() => stop(camera.child));
   const config = guestAgentConfig(code, ['/cam1'], { captureIntervalMs: 5000, update: { pollMs: 2000 } });
-  const disk = await makeDisk(t, image.image, { 'vigil/agent.json': JSON.stringify(config), 'vigil/board-serial': '10000000bench0a1\n' });
-  execFileSync('truncate', ['-s', '4G', disk.path]); // /data grows at first boot: room for the bundle
+  // A 4 GiB card: /data grows to its end at first boot, room for the bundle
+  const disk = await makeDisk(t, image.image, { 'vigil/agent.json': JSON.stringify(config), 'vigil/board-serial': '10000000bench0a1\n' }, { sizeBytes: 4 * 1024 ** 3 });
   const m = await machine(t, disk, { forward: forwardTo(cloud.port, Number(new URL(camera.base).port)), name: 'bench-ota' });
   const a = m.current().guest;
   await a.waitForAgentLog((l) => l.msg === 'uploaded', 180_000);
