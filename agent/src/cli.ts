@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ClaimResponse } from '@vigil/protocol';
 import { loadConfig, ConfigError, type AgentConfig } from './config.js';
@@ -10,8 +11,11 @@ import { CloudClient } from './cloud/cloud-client.js';
 import { scaledClock, systemClock } from './lib/clock.js';
 import { createLogger, silentLogger } from './lib/logger.js';
 import { onStopSignals } from './lib/stop-signals.js';
+import { errorCode } from './lib/errors.js';
 import { CameraCredentialStore, credentialScope, DEFAULT_SCOPE, loadCredentialsKey } from './cameras/credentials.js';
 import { readUpdateState } from './update/updater.js';
+import { doctorFramesDir, runDoctor } from './doctor/doctor.js';
+import { exitCode, formatText } from './doctor/findings.js';
 
 const USAGE = `usage: vigil-agent [command] [--config FILE]
 
@@ -20,26 +24,44 @@ commands:
   claim --code CODE    exchange a one-time claim code for this device's token
   set-token            store a device token read from standard input
   status               queue depth, dead letters, counters, cameras, the latest update (JSON)
+  doctor [--frames DIR] [--json]
+                       is the site working? cameras, a fresh frame from each (saved in DIR,
+                       default <dataDir>/doctor), cloud, token, clock, queue, firmware, disk;
+                       one line per check (OK/WARN/FAIL/SKIP). Exit 0: all well, 1: a check failed
   camera-credentials [--camera KEY|MAC] --username U
                        store ONVIF camera credentials, the password read from standard input:
                        the site default, or one camera's (by its key or MAC); encrypted at rest
   camera-credentials --list | [--camera KEY|MAC] --remove
 
-Configuration: a JSON file (--config or VIGIL_CONFIG) and VIGIL_* environment variables.`;
+Configuration: a JSON file (--config or VIGIL_CONFIG) and VIGIL_* environment variables.
+Exit codes: 2 for a bad command line, 78 for an invalid configuration.`;
+
+/** A command line we cannot run (unknown command or option). */
+const EXIT_USAGE = 2;
 
 async function main(): Promise<number> {
-  const { positionals, values } = parseArgs({
-    allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      code: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-      camera: { type: 'string' },
-      username: { type: 'string' },
-      list: { type: 'boolean' },
-      remove: { type: 'boolean' },
-    },
-  });
+  let args;
+  try {
+    args = parseArgs({
+      allowPositionals: true,
+      options: {
+        config: { type: 'string' },
+        code: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        camera: { type: 'string' },
+        username: { type: 'string' },
+        list: { type: 'boolean' },
+        remove: { type: 'boolean' },
+        frames: { type: 'string' },
+        json: { type: 'boolean' },
+      },
+    });
+  } catch (err) {
+    if (!String(errorCode(err)).startsWith('ERR_PARSE_ARGS')) throw err;
+    console.error(`${(err as Error).message}\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+  const { positionals, values } = args;
   if (values.help) {
     console.log(USAGE);
     return 0;
@@ -58,9 +80,11 @@ async function main(): Promise<number> {
       return status(config);
     case 'camera-credentials':
       return cameraCredentials(config, values);
+    case 'doctor':
+      return doctor(config, values);
     default:
       console.error(`unknown command "${command}"\n${USAGE}`);
-      return 2;
+      return EXIT_USAGE;
   }
 }
 
@@ -137,6 +161,23 @@ async function status(config: AgentConfig): Promise<number> {
   parts.db.close();
   console.log(JSON.stringify(out, null, 2));
   return 0;
+}
+
+async function doctor(config: AgentConfig, o: { frames?: string | undefined; json?: boolean | undefined }): Promise<number> {
+  // Ctrl-C stops the captures (ffmpeg runs in its own process group and would outlive us) and
+  // still prints what was found; a second one exits at once.
+  const stop = new AbortController();
+  const removeSignals = onStopSignals(stop, { log: silentLogger(), deadlineMs: config.shutdownTimeoutMs });
+  const parts = await openParts(config);
+  try {
+    const report = await runDoctor(config, parts, { framesDir: resolve(o.frames ?? doctorFramesDir(config)), signal: stop.signal });
+    // --json: one line, for scripts and jq
+    console.log(o.json ? JSON.stringify(report) : formatText(report));
+    return exitCode(report);
+  } finally {
+    parts.db.close();
+    removeSignals();
+  }
 }
 
 async function cameraCredentials(config: AgentConfig, o: { camera?: string | undefined; username?: string | undefined; list?: boolean | undefined; remove?: boolean | undefined }): Promise<number> {

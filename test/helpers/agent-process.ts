@@ -50,11 +50,12 @@ export function writeAgentConfig(dataDir: string, config: Record<string, unknown
 }
 
 /**
- * Starts the agent. `prefix` runs it through another command first, e.g. a network namespace's
- * `ip netns exec NAME` (which execs, so the child is still the agent itself).
+ * Starts the agent. `command` is the CLI command, with its own options if an array
+ * (`['doctor', '--json']`). `prefix` runs it through another command first, e.g. a network
+ * namespace's `ip netns exec NAME` (which execs, so the child is still the agent itself).
  */
-export function startAgentProcess(t: Teardown, configFile: string, env: NodeJS.ProcessEnv = {}, command = 'run', prefix: string[] = []): AgentProcess {
-  const [cmd, ...args] = [...prefix, process.execPath, CLI, command, '--config', configFile];
+export function startAgentProcess(t: Teardown, configFile: string, env: NodeJS.ProcessEnv = {}, command: string | string[] = 'run', prefix: string[] = []): AgentProcess {
+  const [cmd, ...args] = [...prefix, process.execPath, CLI, ...[command].flat(), '--config', configFile];
   const child = spawn(cmd!, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, VIGIL_LOG_LEVEL: 'debug', ...env },

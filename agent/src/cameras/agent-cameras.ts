@@ -13,7 +13,7 @@ import { DiscoveryService } from '../discovery/discovery-service.js';
 import { CameraManager, inventoryItem, type CameraSpec } from './camera-manager.js';
 import { CameraRegistry, type CameraChangeEvent } from './camera-registry.js';
 import { configuredCamera } from './configured.js';
-import type { CameraCredentialStore } from './credentials.js';
+import type { CameraCredentialStore, CredentialSource } from './credentials.js';
 import { InventoryReporter } from './inventory.js';
 import type { CameraRecord } from './types.js';
 
@@ -102,23 +102,8 @@ export class AgentCameras {
     this.inventory.changed();
   }
 
-  /** How to capture a discovered camera, with its credentials; null when it cannot be captured. */
   private discoveredSpec(r: CameraRecord): CameraSpec | null {
-    if (!r.present || (!r.streamUri && !r.snapshotUri)) return null;
-    const { config } = this.o;
-    const creds = this.o.credentials.forCamera({ key: r.key, mac: r.mac })?.credentials;
-    return {
-      key: r.key,
-      name: r.name,
-      rtspUrl: r.streamUri,
-      snapshotUrl: r.snapshotUri,
-      username: creds?.username,
-      password: creds?.password,
-      transport: 'tcp',
-      intervalMs: config.captureIntervalMs,
-      captureTimeoutMs: config.captureTimeoutMs,
-      capturePath: 'auto',
-    };
+    return discoveredCamera(this.o.config, r, this.o.credentials);
   }
 
   /** Each camera's inventory line; a capture problem shows while the camera is failing. */
@@ -132,4 +117,22 @@ export class AgentCameras {
       return item;
     });
   }
+}
+
+/** How to capture a discovered camera, with its credentials; null when it cannot be captured. */
+export function discoveredCamera(config: AgentConfig, r: CameraRecord, credentials: CredentialSource): CameraSpec | null {
+  if (!r.present || (!r.streamUri && !r.snapshotUri)) return null;
+  const creds = credentials.forCamera({ key: r.key, mac: r.mac })?.credentials;
+  return {
+    key: r.key,
+    name: r.name,
+    rtspUrl: r.streamUri,
+    snapshotUrl: r.snapshotUri,
+    username: creds?.username,
+    password: creds?.password,
+    transport: 'tcp',
+    intervalMs: config.captureIntervalMs,
+    captureTimeoutMs: config.captureTimeoutMs,
+    capturePath: 'auto',
+  };
 }
