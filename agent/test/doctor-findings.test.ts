@@ -9,7 +9,7 @@ import type { UploadQueue } from '../src/store/upload-queue.js';
 import type { Stored as UpdateRecord } from '../src/update/updater.js';
 import { CAPTURE_ERROR_RETRYABLE } from '../src/capture/capture-errors.js';
 import { SNAPSHOT_ERROR_RETRYABLE } from '../src/capture/snapshot.js';
-import { captureAdvice, camerasFinding } from '../src/doctor/camera-checks.js';
+import { captureAdvice, camerasFinding, doctorCameras, freshFrame } from '../src/doctor/camera-checks.js';
 import { clockFinding, diskFinding, firmwareFinding, queueFindings, updateFinding } from '../src/doctor/device-checks.js';
 import { exitCode, finding, formatDuration, formatText, report } from '../src/doctor/findings.js';
 import type { CameraRecord } from '../src/cameras/types.js';
@@ -94,6 +94,27 @@ t.test('disk: unreadable FAIL, under health.minFreeDiskBytes WARN', async (t) =>
 
 t.test('no camera at all is FAIL', async (t) => {
   t.equal(camerasFinding([]).level, 'fail');
+});
+
+t.test("cameras: the config's as configured now, discovered ones with the stored credentials; a lost one FAILs without a capture", async (t) => {
+  const discovered = (key: string, o: Partial<CameraRecord>): CameraRecord => ({
+    key, source: 'onvif', name: key, manufacturer: null, model: null, firmware: null, serial: null, mac: null, address: '10.0.0.8', xaddr: null,
+    streamUri: 'rtsp://10.0.0.8/s1', snapshotUri: null, present: true, firstSeenAt: NOW, lastSeenAt: NOW, lastError: null, ...o,
+  });
+  const c = config({ cameras: [{ id: 'door', url: 'rtsp://10.0.0.5/s', username: 'u', password: 'p' }] });
+  const creds = { forCamera: (cam: { key?: string | null }) => (cam.key === 'mac-001122aabbcc' ? { scope: cam.key, credentials: { username: 'admin', password: 'pw' } } : undefined) };
+  const registry = [
+    { ...discovered('door', {}), source: 'config' as const, address: 'stale' }, // the config file wins over the agent's last sync
+    discovered('mac-001122aabbcc', {}),
+    discovered('mac-0011223344ff', { present: false }),
+  ];
+  const cams = doctorCameras(c, registry, creds, NOW);
+  t.same(cams.map((x) => [x.record.key, x.record.address]), [['door', '10.0.0.5'], ['mac-001122aabbcc', '10.0.0.8'], ['mac-0011223344ff', '10.0.0.8']]);
+  t.match(cams[0]!.spec, { rtspUrl: 'rtsp://10.0.0.5/s', username: 'u', password: 'p' });
+  t.match(cams[1]!.spec, { rtspUrl: 'rtsp://10.0.0.8/s1', username: 'admin', password: 'pw', capturePath: 'auto' });
+  t.equal(cams[2]!.spec, null, 'a lost camera has nothing to capture');
+  const lost = await freshFrame(cams[2]!, { framesDir: join(tmpdir(), 'doctor-unit-frames'), ffmpegPath: 'false', rtspTimeoutMs: 1000 });
+  t.match(lost, { check: 'frame', level: 'fail', fact: /not found by the latest network discoveries/, data: { ok: false, error: { code: 'CAMERA_LOST' } } });
 });
 
 t.test('every capture and snapshot error code has its own advice', async (t) => {

@@ -1,6 +1,7 @@
-// `vigil-agent doctor` as a technician runs it: the built CLI, the real cloud, the real RTSP
-// test camera, ffmpeg. A healthy site exits 0 with a JPEG per camera; a dead or hung camera,
-// or a cloud that is gone, exits 1 with that check FAIL and every other check still reported.
+// `vigil-agent doctor` as a technician runs it, beside the running agent: the built CLI, the
+// real cloud, the real RTSP test camera, ffmpeg. A healthy site exits 0 with a JPEG per camera;
+// a dead or hung camera, or a cloud that is gone, exits 1 with that check FAIL and every other
+// check still reported.
 import t, { type Test } from 'tap';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -95,7 +96,10 @@ t.test('a healthy site: exit 0, a fresh JPEG per camera, every check reported', 
       { id: 'cam2', name: 'Till', url: camera.url('/cam2') },
     ],
   });
-  await claim(t, config, await cloud.claimCode('healthy-site'));
+  // The agent runs, as on site: claimed, capturing and uploading; the doctor runs beside it
+  const agent = startAgentProcess(t, config, { VIGIL_CLAIM_CODE: await cloud.claimCode('healthy-site') });
+  await agent.waitForLog((l) => l.msg === 'device claimed', 20_000);
+  await agent.waitForLog((l) => l.msg === 'capture ok', 20_000);
 
   const r = await doctor(t, config, framesDir);
   t.equal(r.code, 0, `exit 0 (${r.ms} ms)`);
@@ -117,7 +121,7 @@ t.test('a healthy site: exit 0, a fresh JPEG per camera, every check reported', 
   t.match(one(report, 'cloud'), { level: 'ok', data: { url: cloud.url, reachable: true } });
   t.match(one(report, 'token'), { level: 'ok', data: { valid: true, device: { site: 'healthy-site' } } }, 'the token is accepted by the cloud');
   t.match(one(report, 'clock'), { level: 'ok', data: { state: 'synced' } });
-  t.match(one(report, 'queue'), { level: 'ok', data: { depth: 0 } });
+  t.match(one(report, 'queue'), { level: 'ok', data: { depth: Number } }, "the running agent's queue, read beside it");
   t.match(one(report, 'dead_letters'), { data: { count: 0 } });
   t.match(one(report, 'firmware'), { level: 'ok', data: { version: '1.4.2', slot: 'B', trial: false } });
   t.match(one(report, 'update'), { level: 'ok', data: { update: null } });
@@ -130,6 +134,7 @@ t.test('a healthy site: exit 0, a fresh JPEG per camera, every check reported', 
   t.match(lines[0], /^vigil-agent doctor, \d{4}-/);
   for (const c of CHECKS) t.ok(lines.some((l) => new RegExp(`^OK\\s+${c}\\s`).test(l)), `a line "OK ${c}"`);
   t.match(lines.at(-1), /^ALL WELL/);
+  t.equal((await agent.stop()).code, 0, 'the agent ran on undisturbed and stops cleanly');
 });
 
 t.test('a dead camera and a hung one: exit 1, each FAIL with its reason, the rest still reported', async (t) => {
