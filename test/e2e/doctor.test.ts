@@ -11,6 +11,7 @@ import { startTestCloud } from '../helpers/cloud.js';
 import { startRtspCamera, startSilentCamera } from '../helpers/rtsp-camera.js';
 import { startAgentProcess, writeAgentConfig, type AgentProcess } from '../helpers/agent-process.js';
 import { tmpDir, type Teardown } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
 
 interface Finding {
   check: string;
@@ -200,6 +201,27 @@ t.test('an unreachable cloud: exit 1, cloud FAIL, the token not checkable', asyn
   t.ok(lines.some((l) => /^FAIL\s+cloud\s/.test(l)), 'a FAIL line for the cloud');
   t.ok(lines.some((l) => /^SKIP\s+token\s+not checked/.test(l)), 'a SKIP line for the token');
   t.match(lines.at(-1), /^NEEDS ATTENTION: 1 check failed/);
+});
+
+t.test('Ctrl-C: running captures are killed and what was found is still printed', async (t) => {
+  const silent = await startSilentCamera(t);
+  const dataDir = await tmpDir(t);
+  const config = deviceConfig(dataDir, {
+    cloudUrl: `http://127.0.0.1:${await closedPort()}`,
+    rtspTimeoutMs: 120_000,
+    cameras: [{ id: 'hung', url: silent.url(), captureTimeoutMs: 120_000 }],
+  });
+  const p = startAgentProcess(t, config, {}, ['doctor', '--frames', join(dataDir, 'frames')]);
+  await waitFor(() => silent.open > 0, 10_000, 'ffmpeg connected to the hung camera');
+  const t0 = Date.now();
+  p.child.kill('SIGINT');
+  const exit = await p.exited;
+  t.equal(exit.code, 1, `exit 1 ${Date.now() - t0} ms after the signal`);
+  t.ok(Date.now() - t0 < 5_000, 'at once, not at the 120 s timeout');
+  const lines = p.logs.map((l) => l.msg);
+  t.ok(lines.some((l) => /^FAIL\s+frame\s+hung: .*CAPTURE_ABORTED/.test(l)), 'the interrupted capture is reported');
+  t.ok(lines.some((l) => /^FAIL\s+cloud\s/.test(l)) && lines.some((l) => /^OK\s+disk\s/.test(l)), 'with the other checks');
+  await waitFor(() => silent.open === 0, 5_000, "the hung camera's connection closed: ffmpeg is gone");
 });
 
 t.test('a bad command line exits 2, a bad config 78', async (t) => {
