@@ -32,6 +32,9 @@ t.test(`kill drill: ${KILLS} SIGKILLs, then every queued frame arrives exactly o
   const reached = new Set<string>();
   for (let i = 0; i < KILLS; i++) {
     const agent = startAgentProcess(t, config);
+    // Half the kills land at any point from the start (start-up, reconcile, claim), half once
+    // the agent runs (captures, uploads): on a loaded machine start-up alone can take seconds
+    if (i % 2 === 1) await agent.waitForLog((l) => l.msg === 'agent started', 30_000).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 800 + Math.random() * 2200));
     await agent.kill();
     for (const l of agent.logs) {
