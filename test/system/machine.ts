@@ -5,7 +5,7 @@
 // (board/qemu/rootfs-overlay/usr/bin/vcmailbox) prints VIGIL_FIRMWARE_REBOOT_FLAGS <flags> on the
 // serial console; the next power-on boots autoboot.txt's [tryboot] partition and clears it, as the
 // firmware does. A power cut (SIGKILL) loses the flag, as a Pi's does. docs/system-tests.md.
-import { boot, type BootOptions, type Guest } from './qemu.ts';
+import { boot, waitOn, type BootOptions, type Guest } from './qemu.ts';
 import type { Teardown } from '../helpers/tmp.ts';
 import type { Disk } from './disk.ts';
 
@@ -111,24 +111,8 @@ export async function machine(t: Teardown, disk: Disk, opts: Omit<BootOptions, '
     current: () => boots.at(-1)!,
     trybootPending: () => tryboot,
     nextBoot(n = boots.length, timeoutMs = REBOOT_TIMEOUT_MS) {
-      return new Promise((resolve, reject) => {
-        const check = (): void => {
-          const b = boots[n];
-          if (b) {
-            done();
-            resolve(b);
-          }
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`no boot after boot ${n} within ${timeoutMs} ms; serial console:\n${boots[n - 1]?.guest.tail() ?? ''}`));
-        }, timeoutMs);
-        const done = (): void => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
+      return waitOn(waiters, () => boots[n], timeoutMs, {
+        timedOut: () => new Error(`no boot after boot ${n} within ${timeoutMs} ms; serial console:\n${boots[n - 1]?.guest.tail() ?? ''}`),
       });
     },
     async powerCut() {

@@ -127,6 +127,38 @@ export interface Guest {
 
 const AGENT_JSON = /\{"level":\d+.*\}\s*$/;
 
+/**
+ * Resolves with the first value `find` returns (checked now and whenever a waiter in `waiters`
+ * is called); rejects with `failed()` once that says so, or with `timedOut()` after `timeoutMs`.
+ */
+export function waitOn<T>(
+  waiters: Set<() => void>,
+  find: () => T | undefined,
+  timeoutMs: number,
+  errors: { failed?: () => Error | undefined; timedOut: () => Error },
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      const hit = find();
+      const err = hit === undefined ? errors.failed?.() : undefined;
+      if (hit !== undefined) resolve(hit);
+      else if (err) reject(err);
+      else return;
+      done();
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(errors.timedOut());
+    }, timeoutMs);
+    const done = (): void => {
+      clearTimeout(timer);
+      waiters.delete(check);
+    };
+    waiters.add(check);
+    check();
+  });
+}
+
 /** Boots the disk: `sh board/qemu/run.sh DISK` (QEMU exec'd: the child's pid is QEMU's). */
 export function boot(t: Teardown, disk: Disk, opts: BootOptions = {}): Guest {
   const control = join(disk.dir, `control-${process.pid}-${Math.floor(Math.random() * 1e9)}.sock`);
@@ -191,27 +223,9 @@ export function boot(t: Teardown, disk: Disk, opts: BootOptions = {}): Guest {
       .map((l) => l.text)
       .join('\n');
   const waitFor = <T>(find: () => T | undefined, timeoutMs: number, what: string): Promise<T> =>
-    new Promise((resolve, reject) => {
-      const check = (): void => {
-        const hit = find();
-        if (hit !== undefined) {
-          done();
-          resolve(hit);
-        } else if (gone) {
-          done();
-          reject(new Error(`QEMU exited before ${what}; serial console:\n${tail()}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`no ${what} within ${timeoutMs} ms; serial console:\n${tail()}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        waiters.delete(check);
-      };
-      waiters.add(check);
-      check();
+    waitOn(waiters, find, timeoutMs, {
+      failed: () => (gone ? new Error(`QEMU exited before ${what}; serial console:\n${tail()}`) : undefined),
+      timedOut: () => new Error(`no ${what} within ${timeoutMs} ms; serial console:\n${tail()}`),
     });
 
   let socket: Socket | undefined;
