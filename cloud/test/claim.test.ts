@@ -28,6 +28,32 @@ t.test('claim codes are one-time and expire', async (t) => {
   t.match(expired.body, { statusCode: 410, error: 'Gone', message: /expired/ });
 });
 
+t.test('the device whose claim answer was lost may use its code again, until it has used the token or the code expires', async (t) => {
+  const cloud = await startTestCloud(t);
+  const code = await issueCode(cloud, 'Cafe Lune', 3600);
+  // The answer never reached the device (power cut between the cloud's commit and its disk)
+  const lost = await http<ClaimResponse>(cloud.url, 'POST', '/v1/claim', { json: { code, hardwareId: 'hw-1' } });
+  t.equal(lost.status, 200);
+  t.equal((await http(cloud.url, 'POST', '/v1/claim', { json: { code, hardwareId: 'hw-2' } })).status, 410, 'another device: the code is used');
+  const retry = await http<ClaimResponse>(cloud.url, 'POST', '/v1/claim', { json: { code, hardwareId: 'hw-1' } });
+  t.equal(retry.status, 200, 'the same device asking again gets an answer');
+  t.equal(retry.body.deviceId, lost.body.deviceId, 'the same device');
+  t.not(retry.body.token, lost.body.token, 'with a new token');
+  t.equal((await http(cloud.url, 'GET', '/v1/device', { token: lost.body.token })).status, 401, 'the token it never stored is revoked');
+  t.equal((await http(cloud.url, 'GET', '/v1/device', { token: retry.body.token })).status, 200, 'the new one works');
+  // Once the device has used its token, the code is spent for good
+  await cloud.clock.advance(61_000);
+  t.equal((await http(cloud.url, 'GET', '/v1/device', { token: retry.body.token })).status, 200);
+  const replay = await http(cloud.url, 'POST', '/v1/claim', { json: { code, hardwareId: 'hw-1' } });
+  t.equal(replay.status, 410, 'used, then asked again: refused');
+  t.equal((await http(cloud.url, 'GET', '/v1/device', { token: retry.body.token })).status, 200, 'and the device keeps its token');
+  // Nor after the code's expiry
+  const late = await issueCode(cloud, 'Cafe Lune', 60);
+  t.equal((await http(cloud.url, 'POST', '/v1/claim', { json: { code: late, hardwareId: 'hw-9' } })).status, 200);
+  await cloud.clock.advance(60_000);
+  t.equal((await http(cloud.url, 'POST', '/v1/claim', { json: { code: late, hardwareId: 'hw-9' } })).status, 410, 'expired: refused');
+});
+
 t.test('a typed code may differ in case and dashes', async (t) => {
   const cloud = await startTestCloud(t);
   const code = await issueCode(cloud);

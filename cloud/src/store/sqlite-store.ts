@@ -84,7 +84,23 @@ export class SqliteStore implements CloudStore {
       .transaction((): ClaimResult => {
         const code = s.claimCode.get(i.codeHash) as Row | undefined;
         if (!code) return { ok: false, reason: 'unknown' };
-        if (code.used_at !== null) return { ok: false, reason: 'used' };
+        if (code.used_at !== null) {
+          // The device that used this code asks again: its answer was lost (a power cut or a
+          // dropped line between our commit and its storing the token). It gets a new token,
+          // the one it never stored is revoked, as long as the code has not expired and that
+          // device has not been seen since the claim (last_seen_at is kept to the minute).
+          const mine = code.device_id === null ? undefined : (s.deviceById.get(code.device_id) as Row | undefined);
+          const retry =
+            mine !== undefined &&
+            mine.hardware_id === i.hardwareId &&
+            (code.expires_at as number) > i.now &&
+            (mine.last_seen_at === null || (mine.last_seen_at as number) < (code.used_at as number));
+          if (!retry) return { ok: false, reason: 'used' };
+          const deviceId = mine.id as string;
+          s.revokeTokens.run(i.now, deviceId);
+          s.insertToken.run(i.tokenHash, deviceId, i.now);
+          return { ok: true, device: toDevice(s.deviceById.get(deviceId) as Row), reclaimed: true };
+        }
         if ((code.expires_at as number) <= i.now) return { ok: false, reason: 'expired' };
         // The guard on used_at makes the code single-use even across processes.
         if (s.useClaimCode.run(i.now, i.codeHash).changes !== 1) return { ok: false, reason: 'used' };
