@@ -63,11 +63,15 @@ export class RaucInstaller implements SlotInstaller {
   }
 }
 
-function run(file: string, args: string[], timeoutMs: number): Promise<string> {
+/**
+ * Runs a command with a hard timeout (SIGKILL); rejects with what it said about the failure:
+ * RAUC's LastError line when there is one (its client prints the service's error on stdout),
+ * else the last lines of its output, without RAUC's progress chatter ("rauc-Message: …").
+ */
+export function run(file: string, args: readonly string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8', maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => {
-      // RAUC's client prints the service's LastError on stdout, its own complaints on stderr
-      // (its progress chatter, "rauc-Message: …", says nothing about what went wrong)
+      if (!err) return resolve(stdout);
       const lines = [stdout, stderr]
         .join('\n')
         .split('\n')
@@ -75,8 +79,7 @@ function run(file: string, args: string[], timeoutMs: number): Promise<string> {
         .filter((l) => l !== '' && !l.includes('rauc-Message'));
       const lastError = lines.filter((l) => l.startsWith('LastError:'));
       const said = (lastError.length > 0 ? lastError : lines.slice(-4)).join(' | ');
-      if (err) reject(new Error(`${[file, ...args.slice(0, 1)].join(' ')}: ${said || err.message}`));
-      else resolve(stdout);
+      reject(new Error(`${[file, ...args.slice(0, 1)].join(' ')}: ${said || err.message}`, { cause: err }));
     });
   });
 }
