@@ -82,8 +82,23 @@ t.test('re-claiming the same hardware at the same site keeps the device, with a 
   t.equal((await http(cloud.url, 'GET', '/v1/device', { token: b.token })).status, 200);
   // The old token belonged to the previous installation: it no longer works.
   t.equal((await http(cloud.url, 'GET', '/v1/device', { token: a.token })).status, 401);
-  const other = await claimDevice(cloud, 'hw-1', 'Other Site');
-  t.not(other.deviceId, a.deviceId, 'another site is another device');
+});
+
+t.test('a code for another site does not take a working device; once removed there, it may move', async (t) => {
+  const cloud = await startTestCloud(t);
+  const a = await claimDevice(cloud, 'hw-1', 'Cafe Lune');
+  const code = await issueCode(cloud, 'Other Site');
+  const refused = await http(cloud.url, 'POST', '/v1/claim', { json: { code, hardwareId: 'hw-1' } });
+  t.equal(refused.status, 409);
+  t.equal(refused.body.code, 'CLAIM_DEVICE_OTHER_SITE');
+  t.match(refused.body.message, /registered at site "Cafe Lune".*revoke --device dev_/, 'says where it is and what to do');
+  t.equal((await http(cloud.url, 'GET', '/v1/device', { token: a.token })).status, 200, 'the device keeps working where it is');
+  // Removed from its site, the same code (not used up by the refusal) moves it
+  t.equal((await http(cloud.url, 'POST', `/admin/v1/devices/${a.deviceId}/revoke`, { token: cloud.adminToken })).status, 200);
+  const moved = await http<ClaimResponse>(cloud.url, 'POST', '/v1/claim', { json: { code, hardwareId: 'hw-1' } });
+  t.equal(moved.status, 200);
+  t.equal(moved.body.site, 'Other Site');
+  t.not(moved.body.deviceId, a.deviceId, 'another site is another device');
 });
 
 t.test('token check, revoke → 401', async (t) => {

@@ -36,6 +36,13 @@ export const claimRoutes: FastifyPluginAsync<{ ctx: AppContext }> = async (app, 
       now: ctx.now(),
     });
     if (!r.ok) {
+      if (r.reason === 'other_site') {
+        req.log.warn({ deviceId: r.deviceId, site: r.site }, 'claim refused: the device belongs to another site');
+        throw new CloudError(
+          'CLAIM_DEVICE_OTHER_SITE',
+          `this device is registered at site "${r.site}"; remove it there first (vigil-cloud revoke --device ${r.deviceId}), then claim it again`,
+        );
+      }
       const refusal = REFUSALS[r.reason];
       throw new CloudError(refusal.code, refusal.message);
     }

@@ -102,6 +102,10 @@ export class SqliteStore implements CloudStore {
           return { ok: true, device: toDevice(s.deviceById.get(deviceId) as Row), reclaimed: true };
         }
         if ((code.expires_at as number) <= i.now) return { ok: false, reason: 'expired' };
+        // A device moves to another site only once it is removed (revoked) where it is: a code
+        // for another site must not take over a working device. Checked before the code is used.
+        const elsewhere = s.activeDeviceElsewhere.get(i.hardwareId, code.site_id) as Row | undefined;
+        if (elsewhere) return { ok: false, reason: 'other_site', site: elsewhere.site_name as string, deviceId: elsewhere.id as string };
         // The guard on used_at makes the code single-use even across processes.
         if (s.useClaimCode.run(i.now, i.codeHash).changes !== 1) return { ok: false, reason: 'used' };
         const siteId = code.site_id as string;
@@ -247,6 +251,10 @@ function prepare(db: Db) {
     useClaimCode: p('UPDATE claim_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL'),
     setClaimCodeDevice: p('UPDATE claim_codes SET device_id = ? WHERE code_hash = ?'),
     deviceBySiteHardware: p('SELECT id FROM devices WHERE site_id = ? AND hardware_id = ?'),
+    activeDeviceElsewhere: p(
+      `SELECT d.id, s.name AS site_name FROM devices d JOIN sites s ON s.id = d.site_id
+       WHERE d.hardware_id = ? AND d.site_id <> ? AND d.revoked_at IS NULL LIMIT 1`,
+    ),
     deviceById: p(`SELECT ${DEVICE_COLUMNS} FROM devices d JOIN sites s ON s.id = d.site_id WHERE d.id = ?`),
     devices: p(`SELECT ${DEVICE_COLUMNS} FROM devices d JOIN sites s ON s.id = d.site_id ORDER BY s.name, d.name`),
     deviceByToken: p(

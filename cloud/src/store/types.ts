@@ -77,7 +77,9 @@ export interface UploadRecord extends FrameIdentity {
 
 export type ClaimResult =
   | { ok: true; device: DeviceRecord; reclaimed: boolean }
-  | { ok: false; reason: 'unknown' | 'used' | 'expired' };
+  | { ok: false; reason: 'unknown' | 'used' | 'expired' }
+  /** The device is claimed (not revoked) at another site: the code is left unused. */
+  | { ok: false; reason: 'other_site'; site: string; deviceId: string };
 
 export interface ClaimInput {
   codeHash: string;
