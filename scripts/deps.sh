@@ -3,8 +3,9 @@
 # gst-rtsp-server with its Python bindings (the RTSP test camera), and the ONVIF peers the
 # camera simulator is proven against (test/onvif-sim): onvif-util (package onvif-tools, an
 # independent ONVIF client) and wsdd (a foreign WS-Discovery responder), and rauc with
-# squashfs-tools and openssl (signed firmware bundles). Installs them when run as root,
-# otherwise stops with the list of what is missing.
+# squashfs-tools and openssl (signed firmware bundles), and Chromium (the status page's browser
+# test drives it with playwright-core, which never downloads a browser of its own). Installs
+# them when run as root, otherwise stops with the list of what is missing.
 set -eu
 # shellcheck source=/dev/null # scripts/lib/debian-packages.sh, checked on its own
 . "$(dirname "$0")/lib/debian-packages.sh"
@@ -30,6 +31,8 @@ fi
 command -v rauc >/dev/null 2>&1 || missing="$missing rauc"
 command -v mksquashfs >/dev/null 2>&1 || missing="$missing squashfs-tools"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+# test/e2e/status-page.test.ts launches exactly this path
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
 
 # shellcheck disable=SC2086 # the list is meant to split into words
 install_missing setup $missing

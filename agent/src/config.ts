@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { cidrHostCount } from './discovery/ws-discovery.js';
@@ -136,6 +137,20 @@ const DiscoverySchema = z
   })
   .prefault({});
 
+/** The status page for technicians on the site's LAN (docs/agent.md, "The status page"). */
+const LocalSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** 8080 where nothing says otherwise; the device image's config sets 80. 0: any free port. */
+    port: z.number().int().min(0).max(65_535).default(8080),
+    /** Loopback unless told; the device image's config sets 0.0.0.0 (every interface). */
+    host: z.string().refine((h) => isIP(h) !== 0, 'must be an IP address of this device (0.0.0.0: every interface)').default('127.0.0.1'),
+    /** Where the setup PIN is kept; default <dataDir>/setup-pin. */
+    pinFile: z.string().min(1).optional(),
+  })
+  .strict()
+  .prefault({});
+
 const CredentialsSchema = z.object({ username: z.string().min(1), password: z.string() }).strict();
 
 /**
@@ -203,6 +218,7 @@ const ConfigSchema = z
     watchdog: WatchdogSchema,
     heartbeatIntervalMs: ms(60_000),
     update: UpdateSchema,
+    local: LocalSchema,
     /** Where the device says what it is, which slot it booted and how it last went down. */
     system: z
       .object({
@@ -264,6 +280,8 @@ const ENV: Record<string, { key: keyof AgentConfig | `${keyof AgentConfig}.${str
   VIGIL_DISCOVERY_INTERFACE: { key: 'discovery.interfaceAddress', type: 'string' },
   VIGIL_SYSTEM: { key: 'system', type: 'json' },
   VIGIL_UPDATE: { key: 'update', type: 'json' },
+  VIGIL_LOCAL: { key: 'local', type: 'json' },
+  VIGIL_LOCAL_PORT: { key: 'local.port', type: 'number' },
 };
 
 export function loadConfig(opts: { file?: string | undefined; env?: NodeJS.ProcessEnv } = {}): AgentConfig {
@@ -318,4 +336,6 @@ export const paths = (c: AgentConfig) => ({
   resetNote: join(c.dataDir, 'watchdog-reset'),
   /** Firmware bundles while they download. */
   updates: join(c.dataDir, 'update'),
+  /** The status page's setup PIN (0600). */
+  setupPin: c.local.pinFile ?? join(c.dataDir, 'setup-pin'),
 });
