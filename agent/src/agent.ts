@@ -31,6 +31,11 @@ import { RaucInstaller } from './update/installer.js';
 import { rebootWith } from './update/reboot.js';
 import { Updater } from './update/updater.js';
 import { AGENT_VERSION } from './version.js';
+import { readCardSettings, type CardSettings } from './provision/card-settings.js';
+import { runCommand } from './lib/run-command.js';
+
+/** The card's erase (a FAT partition mounted, rewritten, synced, unmounted) gets this long. */
+export const CARD_ERASE_TIMEOUT_MS = 60_000;
 
 /** Exit code of escalation step 2 (sysexits' EX_TEMPFAIL): init starts the agent again. */
 export const EXIT_RESTART = 75;
@@ -130,6 +135,9 @@ export class Agent {
       hardwareId: parts.hardwareId,
       deviceName: config.deviceName ?? `vigil-${parts.hardwareId.slice(0, 8)}`,
       claimCode: config.claimCode,
+      cardCode: () => this.card()?.values.CLAIM_CODE,
+      ...(config.card.eraseCommand.length > 0 ? { eraseCardCode: () => eraseCardCode(config.card.eraseCommand) } : {}),
+      kv: parts.kv,
       checkSchedule: config.tokenCheckSchedule,
     });
     this.outbox = new Outbox({
@@ -342,6 +350,8 @@ export class Agent {
     // A camera with a backlog gets its uploads even if nothing captures it any more.
     for (const d of this.parts.queue.depth()) tree.addCamera(d.camera);
     await this.cameras!.resume();
+    const card = this.card();
+    for (const w of card?.warnings ?? []) this.log.warn({ file: card!.file }, `card settings: ${w}`);
     this.log.info(
       { ...r, cameras: this.cameras!.manager.keys().length, lastReboot: this.#start.lastReboot, lastExit: this.#start.lastExit, firmware: this.#firmware, verdict: this.escalation.verdict() },
       'agent started',
@@ -374,8 +384,17 @@ export class Agent {
     return { code: 0, reason: null };
   }
 
+  /** The SD card's settings as they are now (the erase changes them), or undefined without a card file. */
+  card(): CardSettings | undefined {
+    return readCardSettings(this.config.card.file);
+  }
+
   close(): void {
     this.parts.db.close();
   }
+}
+
+async function eraseCardCode([file, ...args]: readonly string[]): Promise<void> {
+  await runCommand(file!, args, CARD_ERASE_TIMEOUT_MS);
 }
 

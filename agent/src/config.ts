@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { cidrHostCount } from './discovery/ws-discovery.js';
+import { readCardSettings } from './provision/card-settings.js';
 
 // One typed config for the agent: a JSON file (VIGIL_CONFIG or --config) plus environment
 // overrides for every path and endpoint. Validated at start-up; a bad value is an error that
@@ -55,6 +56,17 @@ const HealthSchema = z
   .prefault({});
 
 /** Over-the-air updates (docs/agent.md, "Updates"): RAUC bundles into the inactive A/B slot. */
+/** The SD card's settings (vigil.txt, docs/firmware.md "Card settings"), as the firmware copies them at boot. */
+const CardSchema = z
+  .object({
+    /** The copy `vigil-card read` makes; a missing file means no card settings. Empty: none. */
+    file: z.string().default('/run/vigil/card.txt'),
+    /** Removes the used claim code from the card (and the copy). Empty: nothing is erased. */
+    eraseCommand: z.array(z.string()).default(['/usr/sbin/vigil-card', 'erase-claim']),
+  })
+  .strict()
+  .prefault({});
+
 const UpdateSchema = z
   .object({
     /** Off, or on where the system can install bundles (the RAUC binary and the keyring exist). */
@@ -218,6 +230,7 @@ const ConfigSchema = z
     watchdog: WatchdogSchema,
     heartbeatIntervalMs: ms(60_000),
     update: UpdateSchema,
+    card: CardSchema,
     local: LocalSchema,
     /** Where the device says what it is, which slot it booted and how it last went down. */
     system: z
@@ -280,6 +293,7 @@ const ENV: Record<string, { key: keyof AgentConfig | `${keyof AgentConfig}.${str
   VIGIL_DISCOVERY_INTERFACE: { key: 'discovery.interfaceAddress', type: 'string' },
   VIGIL_SYSTEM: { key: 'system', type: 'json' },
   VIGIL_UPDATE: { key: 'update', type: 'json' },
+  VIGIL_CARD: { key: 'card', type: 'json' },
   VIGIL_LOCAL: { key: 'local', type: 'json' },
   VIGIL_LOCAL_PORT: { key: 'local.port', type: 'number' },
 };
@@ -296,6 +310,7 @@ export function loadConfig(opts: { file?: string | undefined; env?: NodeJS.Proce
     }
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`config file ${file}: must hold a JSON object`);
   }
+  applyCard(raw, env);
   for (const [name, { key, type }] of Object.entries(ENV)) {
     const v = env[name];
     if (v === undefined || v === '') continue;
@@ -318,6 +333,26 @@ export function loadConfig(opts: { file?: string | undefined; env?: NodeJS.Proce
   }
   return parseConfig(raw);
 }
+
+/**
+ * The card's CLOUD_URL wins over the config file (the image's file names no real cloud); an
+ * environment variable wins over both. A bad value on the card is a warning the agent logs
+ * (agent.ts), never a config error: a typo on a card must not keep the device from starting.
+ */
+function applyCard(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  // An invalid card section is reported by parseConfig; until then the default file is read.
+  const file = CardSchema.safeParse(env.VIGIL_CARD ? safeJson(env.VIGIL_CARD) : raw.card).data?.file ?? CardSchema.parse({}).file;
+  const url = readCardSettings(file)?.values.CLOUD_URL;
+  if (url !== undefined) raw.cloudUrl = url;
+}
+
+const safeJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+};
 
 export function parseConfig(raw: unknown): AgentConfig {
   const r = ConfigSchema.safeParse(raw);

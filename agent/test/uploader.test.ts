@@ -161,6 +161,7 @@ t.test('a revoked token pauses every uploader; a new token resumes them all', as
   vault.save(first.token, Date.now());
   const auth = new DeviceAuth({
     vault,
+    kv: new Kv(r.db),
     client: r.client,
     bus: r.bus,
     clock,

@@ -13,18 +13,21 @@ export class CloudError extends VigilError {
   readonly status: number | undefined;
   /** The cloud's own error code from the body, when it sent one. */
   readonly bodyCode: string | undefined;
+  /** The cloud's explanation from the body, when it sent one (shown to people as it is). */
+  readonly bodyMessage: string | undefined;
   readonly retryAfterMs: number | undefined;
 
   constructor(
     code: string,
     message: string,
-    o: { kind: FailureKind; status?: number; bodyCode?: string; retryAfterMs?: number; cause?: unknown },
+    o: { kind: FailureKind; status?: number; bodyCode?: string; bodyMessage?: string; retryAfterMs?: number; cause?: unknown },
   ) {
     super(code, message, { retryable: o.kind === 'retry' || o.kind === 'rate_limited', cause: o.cause });
     this.name = 'CloudError';
     this.kind = o.kind;
     this.status = o.status;
     this.bodyCode = o.bodyCode;
+    this.bodyMessage = o.bodyMessage;
     this.retryAfterMs = o.retryAfterMs;
   }
 
@@ -150,6 +153,7 @@ export class CloudClient {
       kind,
       status: res.statusCode,
       ...(parsed.code ? { bodyCode: parsed.code } : {}),
+      ...(typeof parsed.message === 'string' ? { bodyMessage: parsed.message } : {}),
       ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
     });
   }

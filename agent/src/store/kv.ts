@@ -6,7 +6,7 @@ export class Kv {
   readonly #set;
   readonly #del;
 
-  constructor(db: Db) {
+  constructor(private readonly db: Db) {
     this.#get = db.prepare<[string], { value: Buffer }>('SELECT value FROM kv WHERE key = ?');
     this.#set = db.prepare(
       'INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
@@ -20,6 +20,11 @@ export class Kv {
 
   set(key: string, value: Buffer, now: number): void {
     this.#set.run(key, value, now);
+  }
+
+  /** Runs fn in one transaction: every write in it lands, or none does. */
+  transaction(fn: () => void): void {
+    this.db.transaction(fn)();
   }
 
   delete(key: string): void {

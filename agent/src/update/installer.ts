@@ -2,7 +2,7 @@
 // `rauc info` checks the bundle's signature against the keyring before anything is written;
 // `rauc install` writes the inactive boot and root slots and, through the Pi tryboot backend,
 // asks for a one-shot trial of them; `rauc status mark-good` commits the slot we booted.
-import { execFile } from 'node:child_process';
+import { runCommand } from '../lib/run-command.js';
 import { VigilError } from '../lib/errors.js';
 
 export interface BundleInfo {
@@ -37,7 +37,7 @@ export class RaucInstaller implements SlotInstaller {
   async inspect(bundle: string): Promise<BundleInfo> {
     let out: string;
     try {
-      out = await run(this.o.rauc, ['info', `--keyring=${this.o.keyring}`, '--output-format=shell', bundle], RAUC_INFO_TIMEOUT_MS);
+      out = await runCommand(this.o.rauc, ['info', `--keyring=${this.o.keyring}`, '--output-format=shell', bundle], RAUC_INFO_TIMEOUT_MS);
     } catch (err) {
       throw new VigilError('BUNDLE_INVALID', `the bundle failed verification: ${(err as Error).message}`, { cause: err });
     }
@@ -48,7 +48,7 @@ export class RaucInstaller implements SlotInstaller {
 
   async install(bundle: string): Promise<void> {
     try {
-      await run(this.o.rauc, ['install', `--keyring=${this.o.keyring}`, bundle], RAUC_INSTALL_TIMEOUT_MS);
+      await runCommand(this.o.rauc, ['install', `--keyring=${this.o.keyring}`, bundle], RAUC_INSTALL_TIMEOUT_MS);
     } catch (err) {
       const message = (err as Error).message;
       // The bundle itself is bad (its payload does not read back intact, its signature fails):
@@ -59,27 +59,6 @@ export class RaucInstaller implements SlotInstaller {
   }
 
   async markGood(): Promise<void> {
-    await run(this.o.rauc, ['status', 'mark-good'], RAUC_INFO_TIMEOUT_MS);
+    await runCommand(this.o.rauc, ['status', 'mark-good'], RAUC_INFO_TIMEOUT_MS);
   }
-}
-
-/**
- * Runs a command with a hard timeout (SIGKILL); rejects with what it said about the failure:
- * RAUC's LastError line when there is one (its client prints the service's error on stdout),
- * else the last lines of its output, without RAUC's progress chatter ("rauc-Message: …").
- */
-export function run(file: string, args: readonly string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8', maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (!err) return resolve(stdout);
-      const lines = [stdout, stderr]
-        .join('\n')
-        .split('\n')
-        .map((l) => l.trim())
-        .filter((l) => l !== '' && !l.includes('rauc-Message'));
-      const lastError = lines.filter((l) => l.startsWith('LastError:'));
-      const said = (lastError.length > 0 ? lastError : lines.slice(-4)).join(' | ');
-      reject(new Error(`${[file, ...args.slice(0, 1)].join(' ')}: ${said || err.message}`, { cause: err }));
-    });
-  });
 }
