@@ -171,6 +171,20 @@ export interface HeartbeatRequest {
   /** The latest firmware update and where it stands; null when there was none (or updates are
    * off). Optional: an agent from before updates does not send it. */
   update?: FirmwareUpdateView | null;
+  /** Where a technician reaches the device on its LAN; null when its status page is off.
+   * Optional: an agent from before the status page does not send it. */
+  local?: LocalAccessView | null;
+}
+
+/** The device's status page on the LAN (docs/agent.md, "The status page") and its setup PIN,
+ * which the dashboard shows to the people who may set the device up. */
+export interface LocalAccessView {
+  /** The mDNS name without ".local" (vigil-XXXX). */
+  hostName: string;
+  port: number;
+  setupPin: string;
+  /** The device's IPv4 addresses, for networks where mDNS does not reach. */
+  addresses: string[];
 }
 /** One update as a heartbeat carries it (FirmwareStatusRequest without the deployment). */
 export interface FirmwareUpdateView {

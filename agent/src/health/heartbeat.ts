@@ -2,7 +2,7 @@
 // uptime, how it last went down, per-camera state, queue, dead letters, evictions, disk,
 // memory, clock and the verdict, with recent log lines when something is wrong. Heartbeats are
 // never queued: one that cannot be sent is dropped, and the next carries the latest state.
-import type { CameraHealth, FirmwareUpdateView, HeartbeatRequest, HeartbeatResponse, RebootReason } from '@vigil/protocol';
+import type { CameraHealth, FirmwareUpdateView, HeartbeatRequest, LocalAccessView, HeartbeatResponse, RebootReason } from '@vigil/protocol';
 import type { CloudClient } from '../cloud/cloud-client.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
@@ -28,6 +28,8 @@ export interface HeartbeatSources {
   logs: (n: number) => string[];
   /** The latest firmware update and where it stands; null without one. */
   update?: () => FirmwareUpdateView | null;
+  /** The status page's address and setup PIN; null while it is off. */
+  local?: () => LocalAccessView | null;
 }
 
 export interface HeartbeatOptions {
@@ -100,6 +102,7 @@ export class Heartbeat {
       clock: report?.clock ?? 'unknown',
       logs: verdict !== 'nominal' || problems.length > 0 ? s.logs(HEARTBEAT_LOG_LINES) : [],
       update: s.update?.() ?? null,
+      local: s.local?.() ?? null,
     };
   }
 

@@ -18,16 +18,26 @@ export async function renderDevices(ctx: AppContext): Promise<string> {
       const alerts = open.filter((a) => a.deviceId === d.id).length;
       const state = d.revokedAt !== null ? '<span class="bad">revoked</span>' : 'active';
       const cameras = `<a href="/cameras?device=${encodeURIComponent(d.id)}">cameras</a>`;
-      return `<tr><td>${esc(d.site)}</td><td>${esc(d.name)}<br><small><code>${esc(d.id)}</code> · ${cameras}</small></td><td>${state}</td>
+      const label = `<a href="/devices/${encodeURIComponent(d.id)}/label">label</a>`;
+      return `<tr><td>${esc(d.site)}</td><td>${esc(d.name)}<br><small><code>${esc(d.id)}</code> · ${cameras} · ${label}</small>${local(h)}</td><td>${state}</td>
         <td>${ago(d.lastSeenAt, now)}</td><td>${ago(h?.receivedAt ?? null, now)}</td>${health(h)}<td>${deviceUpdate(updateOf.get(d.id), now)}</td>
         <td>${alerts ? `<a class="open" href="/alerts?device=${encodeURIComponent(d.id)}">${alerts} open</a>` : '—'}</td></tr>`;
     })
     .join('');
   return page(
     'Vigil — devices',
-    `<h2>Devices (${devices.length})</h2><table><tr><th>site</th><th>device</th><th>state</th><th>last seen</th><th>last heartbeat</th>
+    `<h2>Devices (${devices.length})</h2><p><a href="/devices/new">Add a device</a> (a claim code for a technician's card)</p><table><tr><th>site</th><th>device</th><th>state</th><th>last seen</th><th>last heartbeat</th>
      <th>verdict</th><th>firmware</th><th>agent</th><th>queue</th><th>cameras</th><th>update</th><th>alerts</th></tr>${rows}</table>`,
   );
+}
+
+/** Where a technician finds the device on its LAN, and the PIN its status page asks for. */
+function local(h: DeviceHealth | null): string {
+  const l = h?.local;
+  if (!l) return '';
+  const url = `http://${l.hostName}.local${l.port === 80 ? '' : `:${l.port}`}/`;
+  const addresses = l.addresses.length ? ` · ${l.addresses.map(esc).join(', ')}` : '';
+  return `<br><small>status page <code>${esc(url)}</code>${addresses} · setup PIN <code class="pin">${esc(l.setupPin)}</code></small>`;
 }
 
 function health(h: DeviceHealth | null): string {

@@ -1,7 +1,10 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { ADMIN_COOKIE, readCookie } from '../auth.js';
 import type { AppContext } from '../context.js';
+import { issueClaimCode } from '../claim-codes.js';
 import { renderAlerts } from '../dashboard/alerts-page.js';
+import { renderClaimCode, renderClaimForm, renderLabel } from '../dashboard/claim-page.js';
+import { CloudError } from '../errors.js';
 import { renderCameras } from '../dashboard/cameras-page.js';
 import { renderDevices } from '../dashboard/devices-page.js';
 import { renderFirmware } from '../dashboard/firmware-page.js';
@@ -37,6 +40,35 @@ export const dashboardRoutes: FastifyPluginAsync<{ ctx: AppContext }> = async (a
   });
 
   app.get('/devices', async (req, reply) => (loggedIn(req) ? send(reply, await renderDevices(ctx)) : login(reply)));
+
+  // Forms post urlencoded bodies; URLSearchParams reads them (one small parser, this scope only).
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(body as string)));
+  });
+  const siteNames = async () => (await ctx.store.listSites()).map((s) => s.name);
+
+  app.get('/devices/new', async (req, reply) => (loggedIn(req) ? send(reply, renderClaimForm({ sites: await siteNames() })) : login(reply)));
+
+  app.post<{ Body: Record<string, string> | undefined }>('/devices/new', async (req, reply) => {
+    if (!loggedIn(req)) return login(reply.status(401));
+    const site = req.body?.site ?? '';
+    try {
+      const issued = await issueClaimCode(ctx.store, { site, ttlSeconds: Number(req.body?.ttl ?? ctx.config.claimCodeTtlS), now: ctx.now() });
+      req.log.info({ site: issued.site, expiresAt: issued.expiresAt }, 'claim code issued (dashboard)');
+      const cloudUrl = ctx.config.publicUrl ?? `${req.protocol}://${req.host}`;
+      return send(reply, renderClaimCode(issued, cloudUrl));
+    } catch (err) {
+      if (!(err instanceof CloudError)) throw err;
+      return send(reply.status(400), renderClaimForm({ sites: await siteNames(), error: err.message, site }));
+    }
+  });
+
+  app.get<{ Params: { id: string } }>('/devices/:id/label', async (req, reply) => {
+    if (!loggedIn(req)) return login(reply);
+    const fd = (await ctx.store.fleet.fleetDevices(req.params.id))[0];
+    if (!fd) return reply.status(404).type('text/html').send(page('Vigil', '<p>No such device.</p>'));
+    return send(reply, renderLabel(fd.device, fd.health?.local ?? null));
+  });
 
   app.get<{ Querystring: { device?: string } }>('/cameras', async (req, reply) => {
     return loggedIn(req) ? send(reply, await renderCameras(ctx, deviceParam(req.query.device))) : login(reply);

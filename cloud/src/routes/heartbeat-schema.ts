@@ -2,7 +2,7 @@ import { CAMERA_STATES, CLOCK_STATES, REBOOT_REASONS, UPDATE_STATES, VARIANTS, V
 import { MAX_CAMERA_KEY } from './uploads.js';
 
 // The JSON schema of POST /v1/heartbeat (protocol/src/api.ts: HeartbeatRequest). Every field
-// is required but `update` (agents from before updates do not send it); unknown fields are dropped (Fastify's removeAdditional), so a newer agent still
+// is required but `update` and `local` (agents from before updates or the status page do not send them); unknown fields are dropped (Fastify's removeAdditional), so a newer agent still
 // gets through and the stored report stays bounded. Sizes are capped twice: the schema refuses
 // absurd input (400), and normalizeHeartbeat() trims what is kept.
 
@@ -71,7 +71,18 @@ const update = {
   required: ['releaseId', 'version', 'state', 'reason', 'at'],
   properties: { releaseId: text(64), version: text(64), state: { type: 'string', enum: [...UPDATE_STATES] }, reason: nullableText(2_000), at: epochMs },
 } as const;
-export const heartbeatBodySchema = { ...base, properties: { ...base.properties, update } } as const;
+const local = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  required: ['hostName', 'port', 'setupPin', 'addresses'],
+  properties: {
+    hostName: { type: 'string', pattern: '^[a-z0-9-]{1,63}$' },
+    port: { type: 'integer', minimum: 1, maximum: 65_535 },
+    setupPin: { type: 'string', pattern: '^[0-9]{8}$' },
+    addresses: { type: 'array', maxItems: 16, items: text(64) },
+  },
+} as const;
+export const heartbeatBodySchema = { ...base, properties: { ...base.properties, update, local } } as const;
 
 /** What is kept of a valid heartbeat: the newest log lines, each cut to length. */
 export function normalizeHeartbeat(r: HeartbeatRequest): HeartbeatRequest {

@@ -1,4 +1,4 @@
-import type { CameraState, HeartbeatRequest, Variant, Verdict } from '@vigil/protocol';
+import type { CameraState, HeartbeatRequest, LocalAccessView, Variant, Verdict } from '@vigil/protocol';
 import type { CameraInventory } from './inventory-types.js';
 import type { DeviceRecord } from './types.js';
 
@@ -20,6 +20,8 @@ export interface DeviceHealth {
   queueDepth: number;
   oldestQueuedAgeMs: number | null;
   cameras: { total: number; ok: number; failing: number; stopped: number };
+  /** The status page's address and setup PIN, as the latest heartbeat gave them. */
+  local: LocalAccessView | null;
 }
 
 export interface FleetDevice {

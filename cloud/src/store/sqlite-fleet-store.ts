@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { CameraHealth, CameraState, HeartbeatRequest, Verdict } from '@vigil/protocol';
+import type { CameraHealth, CameraState, HeartbeatRequest, LocalAccessView, Verdict } from '@vigil/protocol';
 import type { CameraWatch, DeviceHealth, FleetDevice, FleetStore, FrozenRun, HeartbeatInput, QueueSample } from './fleet-types.js';
 import { DEVICE_COLUMNS, INVENTORY_COLUMNS, toDevice, toInventory, type Row } from './sqlite-rows.js';
 
@@ -124,6 +124,7 @@ function toHealth(r: Row): DeviceHealth | null {
       failing: r.h_cameras_failing as number,
       stopped: r.h_cameras_stopped as number,
     },
+    local: typeof r.h_local === 'string' ? (JSON.parse(r.h_local) as LocalAccessView) : null,
   };
 }
 
@@ -171,6 +172,8 @@ const HEALTH_COLUMNS = [
   'cameras_stopped',
 ]
   .map((c) => `h.${c} AS h_${c}`)
+  // The status page's address and PIN, straight from the stored report (no column of its own)
+  .concat("json_extract(h.report, '$.local') AS h_local")
   .join(', ');
 
 function prepare(db: Database.Database) {
