@@ -38,6 +38,10 @@ deps() {
 	command -v mkfs.vfat >/dev/null 2>&1 || missing="$missing dosfstools"
 	command -v mkfs.ext4 >/dev/null 2>&1 || missing="$missing e2fsprogs"
 	command -v sfdisk >/dev/null 2>&1 || missing="$missing fdisk"
+	# The card scripts' tests run them under BusyBox's sh too (the device's shell), and check
+	# the Wi-Fi key the network script gets from wpa_passphrase
+	command -v busybox >/dev/null 2>&1 || missing="$missing busybox"
+	command -v wpa_passphrase >/dev/null 2>&1 || missing="$missing wpasupplicant"
 	# shellcheck disable=SC2086 # the list is meant to split into words
 	install_missing firmware-check $missing
 }
