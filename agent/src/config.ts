@@ -231,6 +231,9 @@ const ConfigSchema = z
     heartbeatIntervalMs: ms(60_000),
     update: UpdateSchema,
     card: CardSchema,
+    /** The LED that shows the agent's state (health/status-light.ts): its /sys/class/leds
+     * directory; unset: the Pi's activity LED when there is one; empty: none. */
+    statusLight: z.object({ led: z.string().optional() }).strict().prefault({}),
     local: LocalSchema,
     /** Where the device says what it is, which slot it booted and how it last went down. */
     system: z

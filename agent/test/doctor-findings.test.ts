@@ -2,6 +2,7 @@
 // behind docs/agent.md's "Doctor". The checks against real cameras and the cloud are in
 // test/e2e/doctor.test.ts.
 import t from 'tap';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../src/config.js';
@@ -10,7 +11,7 @@ import type { Stored as UpdateRecord } from '../src/update/updater.js';
 import { CAPTURE_ERROR_RETRYABLE } from '../src/capture/capture-errors.js';
 import { SNAPSHOT_ERROR_RETRYABLE } from '../src/capture/snapshot.js';
 import { captureAdvice, camerasFinding, doctorCameras, freshFrame } from '../src/doctor/camera-checks.js';
-import { clockFinding, diskFinding, firmwareFinding, queueFindings, updateFinding } from '../src/doctor/device-checks.js';
+import { cardFinding, clockFinding, diskFinding, firmwareFinding, queueFindings, updateFinding } from '../src/doctor/device-checks.js';
 import { exitCode, finding, formatDuration, formatText, report } from '../src/doctor/findings.js';
 import type { CameraRecord } from '../src/cameras/types.js';
 
@@ -128,4 +129,19 @@ t.test('every capture and snapshot error code has its own advice', async (t) => 
 
 t.test('durations in words', async (t) => {
   t.same([4_000, 90_000, 7_500_000, 5 * 86_400_000].map(formatDuration), ['4 s', '1 min', '2 h 5 min', '5 days']);
+});
+
+t.test('card: the settings given (secrets by name only), WARN with the ignored lines', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vigil-card-'));
+  const file = join(dir, 'card.txt');
+  t.match(cardFinding(config({ card: { file } })), { level: 'ok', fact: /no settings on the SD card/, data: { present: false } }, 'no card file');
+  writeFileSync(file, 'CLOUD_URL=https://cloud.example.com\nCLAIM_CODE=ABCD-EFGH-JKMN\nWIFI_SSID=Cafe\nWIFI_PASSWORD=hunter2hunter2\n');
+  const ok = cardFinding(config({ card: { file } }));
+  t.match(ok, { level: 'ok', fact: `${file}: CLOUD_URL=https://cloud.example.com, CLAIM_CODE, WIFI_SSID=Cafe, WIFI_PASSWORD` });
+  t.notMatch(JSON.stringify(ok), /ABCD|hunter2/, 'no secret in the report');
+  writeFileSync(file, 'CLOUD_URL=cloud.example.com\nSETUP_PIN=1\n');
+  const bad = cardFinding(config({ card: { file } }));
+  t.equal(bad.level, 'warn');
+  t.match(bad.fact, /2 line\(s\) ignored: .*line 1: CLOUD_URL must be an http:\/\/ or https:\/\/ URL.*line 2: SETUP_PIN must be 8 digits/);
+  t.match(bad.todo, /vigil\.txt on the card's AUTOBOOT drive/);
 });

@@ -26,7 +26,7 @@ interface Report {
   checks: Finding[];
 }
 
-const CHECKS = ['cameras', 'frame', 'cloud', 'token', 'clock', 'queue', 'dead_letters', 'firmware', 'update', 'disk'];
+const CHECKS = ['cameras', 'frame', 'cloud', 'token', 'card', 'clock', 'queue', 'dead_letters', 'firmware', 'update', 'disk'];
 
 /** A loopback port nothing listens on (bound, then closed). */
 async function closedPort(): Promise<number> {

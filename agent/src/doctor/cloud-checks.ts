@@ -11,7 +11,8 @@ export const DOCTOR_CLOUD_TIMEOUT_MS = 5_000;
 /** The cloud's unauthenticated liveness route (cloud/src/app.ts). */
 export const CLOUD_HEALTH_PATH = '/healthz';
 
-const CLAIM_TODO = 'claim the device: "vigil-agent claim --code CODE" with a claim code from the Vigil dashboard';
+const CLAIM_TODO =
+  'claim the device with a claim code from the Vigil dashboard (Devices, Add a device): type it on the status page, put it on the SD card (vigil.txt), or run "vigil-agent claim --code CODE"';
 
 export async function cloudChecks(o: { cloudUrl: string; vault: TokenVault; timeoutMs?: number; signal?: AbortSignal | undefined }): Promise<Finding[]> {
   let token: string | undefined;

@@ -4,7 +4,25 @@ import type { AgentConfig } from '../config.js';
 import { readClockState, readDiskSpace, type FirmwareInfo } from '../health/system-facts.js';
 import type { UploadQueue } from '../store/upload-queue.js';
 import type { Stored as UpdateRecord } from '../update/updater.js';
+import { CARD_NAMES, readCardSettings } from '../provision/card-settings.js';
 import { finding, formatBytes, formatDuration, type Finding } from './findings.js';
+
+/** Names whose values the report never shows. */
+const SECRET_CARD_NAMES = new Set(['CLAIM_CODE', 'WIFI_PASSWORD', 'SETUP_PIN']);
+
+/** The SD card's settings (vigil.txt): which are given (secrets by name only) and what is wrong with them. */
+export function cardFinding(config: AgentConfig): Finding {
+  const card = readCardSettings(config.card.file);
+  if (!card) return finding('card', 'ok', `no settings on the SD card (${config.card.file || 'no card file configured'})`, null, { file: config.card.file, present: false });
+  const given = CARD_NAMES.filter((n) => card.values[n] !== undefined);
+  const shown = given.map((n) => (SECRET_CARD_NAMES.has(n) ? n : `${n}=${card.values[n]}`));
+  const data = { file: card.file, present: true, names: given, warnings: card.warnings };
+  const fact = `${card.file}: ${shown.length ? shown.join(', ') : 'no settings'}`;
+  if (card.warnings.length > 0) {
+    return finding('card', 'warn', `${fact}; ${card.warnings.length} line(s) ignored: ${card.warnings.join('; ')}`, "correct vigil.txt on the card's AUTOBOOT drive (docs/technician.md) and restart the device", data);
+  }
+  return finding('card', 'ok', fact, null, data);
+}
 
 export async function clockFinding(config: AgentConfig, firmware: FirmwareInfo, now: number): Promise<Finding> {
   const state = await readClockState(config.system.clockStatusCommand, now, firmware.builtAt);

@@ -12,7 +12,7 @@ import { silentLogger } from '../lib/logger.js';
 import { readUpdateState } from '../update/updater.js';
 import { camerasFinding, doctorCameras, freshFrames } from './camera-checks.js';
 import { cloudChecks } from './cloud-checks.js';
-import { clockFinding, diskFinding, firmwareFinding, queueFindings, updateFinding } from './device-checks.js';
+import { cardFinding, clockFinding, diskFinding, firmwareFinding, queueFindings, updateFinding } from './device-checks.js';
 import { report, type DoctorReport } from './findings.js';
 
 /** Where fresh frames go unless --frames says otherwise. */
@@ -35,7 +35,7 @@ export async function runDoctor(config: AgentConfig, parts: AgentParts, o: Docto
     cloudChecks({ cloudUrl: config.cloudUrl, vault: parts.vault, signal: o.signal }),
     (async () => {
       const fw = await readFirmwareInfo(config.system);
-      return [await clockFinding(config, fw, Date.now()), ...queueFindings(config, parts.queue, Date.now()), firmwareFinding(config, fw), updateFinding(readUpdateState(parts.kv), Date.now()), await diskFinding(config)];
+      return [cardFinding(config), await clockFinding(config, fw, Date.now()), ...queueFindings(config, parts.queue, Date.now()), firmwareFinding(config, fw), updateFinding(readUpdateState(parts.kv), Date.now()), await diskFinding(config)];
     })(),
   ]);
   return report(at, [camerasFinding(cams), ...frames, ...cloud, ...local]);
