@@ -4,7 +4,7 @@ NODE_BIN := $(shell sh scripts/node.sh)
 export PATH := $(NODE_BIN):$(PATH)
 export npm_config_update_notifier := false
 
-.PHONY: setup deps build run test bench clean agent-bin image flash
+.PHONY: setup deps build run test bench clean agent-bin image flash card-file
 
 node_modules/.installed: package.json package-lock.json protocol/package.json cloud/package.json agent/package.json
 	@# No install scripts: every native part we use ships prebuilt in its npm tarball
@@ -41,8 +41,16 @@ image:
 	@sh scripts/build-image.sh
 
 ## Write the image to a card: make flash DEVICE=/dev/sdX (refuses anything like a system disk).
+## With card settings: make flash DEVICE=/dev/sdX CLOUD=URL CLAIM=CODE [SETUP_PIN=] [WIFI_SSID=
+## WIFI_PASSWORD= WIFI_COUNTRY=] [ADDRESS= GATEWAY= DNS=] writes vigil.txt too (docs/firmware.md,
+## "Card settings (vigil.txt)"). A $ in a value is written $$ on make's command line.
 flash:
 	@sh scripts/flash.sh "$(DEVICE)"
+
+## Only vigil.txt, onto a card image file or an already flashed card (same settings as flash):
+## make card-file IMAGE=build/br-rpi4/images/sdcard.img CLOUD=URL CLAIM=CODE ...
+card-file:
+	@sh scripts/card-settings.sh file "$(or $(IMAGE),build/br-rpi4/images/sdcard.img)"
 
 clean:
 	rm -rf protocol/dist cloud/dist agent/dist .tap .run build

@@ -7,6 +7,11 @@
 # Uses bmaptool when it and the .bmap are there (writes only the used blocks), else dd.
 # Settings (environment): IMAGE (default build/br-rpi4/images/sdcard.img, or its .xz),
 # FORCE=1, DRY_RUN=1 (run every check, write nothing).
+#
+# Card settings (docs/firmware.md, "Card settings (vigil.txt)"): with CLOUD=, CLAIM=, SETUP_PIN=,
+# WIFI_SSID=, WIFI_PASSWORD=, WIFI_COUNTRY=, ADDRESS=, GATEWAY= or DNS= set, vigil.txt is
+# written onto the card's first partition after the image (scripts/card-settings.sh). They are
+# checked before anything is written; a SETUP_PIN not given is made up and printed.
 set -eu
 
 MAX_GB=256
@@ -22,7 +27,15 @@ die() {
 	exit 1
 }
 
-[ -n "$DEVICE" ] || die "usage: make flash DEVICE=/dev/sdX (the whole card, e.g. /dev/sdb or /dev/mmcblk0)"
+[ -n "$DEVICE" ] || die "usage: make flash DEVICE=/dev/sdX [CLOUD=URL CLAIM=CODE ...] (the whole card, e.g. /dev/sdb or /dev/mmcblk0)"
+
+# The card settings first: a mistake in them stops everything before the card is touched
+settings=""
+if sh "$top/scripts/card-settings.sh" given; then
+	settings=$(mktemp)
+	trap 'rm -f "$settings"' EXIT
+	sh "$top/scripts/card-settings.sh" make "$settings"
+fi
 [ -e "$DEVICE" ] || die "$DEVICE does not exist"
 [ -b "$DEVICE" ] || die "$DEVICE is not a block device"
 
@@ -89,6 +102,10 @@ bmap=${IMAGE%.xz}.bmap
 model=$(cat "$sys/device/model" 2>/dev/null || echo "?")
 
 echo "flash: $IMAGE -> $DEVICE ($model, ${gb} GB)"
+if [ -n "$settings" ]; then
+	echo "flash: then vigil.txt on its first partition:"
+	sed 's/^\(WIFI_PASSWORD=\).\{1,\}/\1(not shown)/; s/^/    /' "$settings"
+fi
 if [ "$DRY_RUN" = 1 ]; then
 	echo "flash: DRY_RUN=1: every check passed, nothing written"
 	exit 0
@@ -108,4 +125,9 @@ else
 	esac
 fi
 sync
+if [ -n "$settings" ]; then
+	# The new partition table is read from the card itself: the kernel's view of the old one
+	# (sdX1...) may be stale until the card is re-inserted
+	sh "$top/scripts/card-settings.sh" put "$settings" "$DEVICE"
+fi
 echo "flash: done; the card can be removed"
