@@ -31,6 +31,10 @@ import { RaucInstaller } from './update/installer.js';
 import { rebootWith } from './update/reboot.js';
 import { Updater } from './update/updater.js';
 import { AGENT_VERSION } from './version.js';
+import { SetupPin } from './local/setup-pin.js';
+import { LocalStatusServer } from './local/status-server.js';
+import { StatusReader } from './local/status-view.js';
+import { Thumbnails } from './local/thumbnails.js';
 import { readCardSettings, type CardSettings } from './provision/card-settings.js';
 import { runCommand } from './lib/run-command.js';
 
@@ -103,6 +107,12 @@ export class Agent {
   tree: AgentTree | undefined;
   /** Over-the-air updates; undefined where they are off or the system cannot install bundles. */
   updater: Updater | undefined;
+  /** The status page's PIN; also for the heartbeat (the dashboard shows it). */
+  readonly setupPin: SetupPin;
+  /** The latest frame of each camera, for the status page. */
+  readonly thumbnails: Thumbnails;
+  /** The status page for technicians on the LAN; undefined where it is off. */
+  local: LocalStatusServer | undefined;
   #firmware: FirmwareInfo = { version: null, slot: null, trial: false, builtAt: null };
   #start: RunStart | undefined;
   /** Why the agent asked for the reboot it is stopping for (an update), if it did. */
@@ -150,6 +160,8 @@ export class Agent {
       log: log.child({ part: 'outbox' }),
       ffmpegPath: config.ffmpegPath,
     });
+    this.setupPin = new SetupPin({ file: paths(config).setupPin, log: log.child({ part: 'local' }) });
+    this.thumbnails = new Thumbnails({ ffmpegPath: config.ffmpegPath, log: log.child({ part: 'local' }) });
     const sys = config.system;
     this.runState = new RunState({
       kv: parts.kv,
@@ -211,7 +223,7 @@ export class Agent {
       clock,
       log,
       workDir: this.outbox.workDir,
-      sink: this.outbox.accept,
+      sink: config.local.enabled ? this.thumbnails.tap(this.outbox.accept) : this.outbox.accept,
       health: () => this.health?.latest()?.cameras ?? [],
     });
     this.health = new HealthMonitor({
@@ -275,7 +287,38 @@ export class Agent {
     tree.add('inventory', this.cameras.inventory);
     tree.add('discovery', this.cameras.discovery);
     if (this.updater) tree.add('update', this.updater);
+    this.local = this.makeLocal(tree);
+    if (this.local) tree.add('local', this.local);
     return tree;
+  }
+
+  /** The status page, where it is on; it reads what the other parts already know. */
+  private makeLocal(tree: AgentTree): LocalStatusServer | undefined {
+    const { config, clock, log, parts } = this;
+    if (!config.local.enabled) return undefined;
+    const status = new StatusReader({
+      config,
+      clock,
+      hardwareId: parts.hardwareId,
+      deviceName: config.deviceName ?? `vigil-${parts.hardwareId.slice(0, 8)}`,
+      auth: this.auth,
+      queue: parts.queue,
+      kv: parts.kv,
+      cameras: () => tree.cameras(),
+      uncaptured: () => this.cameras?.uncaptured() ?? [],
+      thumbnailAt: (camera) => this.thumbnails.latestAt(camera),
+      uptimeS: () => this.runState.uptimeS(),
+    });
+    return new LocalStatusServer({
+      host: config.local.host,
+      port: config.local.port,
+      pin: () => this.setupPin.get(),
+      status,
+      thumbnails: this.thumbnails,
+      auth: this.auth,
+      clock,
+      log: log.child({ part: 'local' }),
+    });
   }
 
   /** The Updater, where updates are on and RAUC with its keyring is installed. */
