@@ -160,7 +160,7 @@ export class Agent {
       log: log.child({ part: 'outbox' }),
       ffmpegPath: config.ffmpegPath,
     });
-    this.setupPin = new SetupPin({ file: paths(config).setupPin, log: log.child({ part: 'local' }) });
+    this.setupPin = new SetupPin({ file: paths(config).setupPin, pinFromCard: () => this.card()?.values.SETUP_PIN, log: log.child({ part: 'local' }) });
     this.thumbnails = new Thumbnails({ ffmpegPath: config.ffmpegPath, log: log.child({ part: 'local' }) });
     const sys = config.system;
     this.runState = new RunState({

@@ -209,3 +209,25 @@ t.test('the status page: PIN, cameras with live thumbnails, the claim form, the 
   t.equal(exit.code, 0, `the agent stops cleanly with the page open (${Date.now() - t0} ms)`);
   await t.rejects(fetch(`${base}/login`), 'and the page is closed');
 });
+
+t.test("the card's SETUP_PIN is the page's PIN, and is stored", async (t) => {
+  const cloud = await startTestCloud(t);
+  const dataDir = await tmpDir(t);
+  const port = await freePort();
+  const card = join(dataDir, 'card.txt');
+  writeFileSync(card, '\uFEFF# Vigil device settings\r\nSETUP_PIN=48213957\r\n');
+  const config = writeAgentConfig(dataDir, {
+    cloudUrl: cloud.url,
+    update: { enabled: false },
+    local: { host: '127.0.0.1', port },
+    card: { file: card, eraseCommand: [] },
+  });
+  const agent = startAgentProcess(t, config);
+  await agent.waitForLog((l) => l.msg === 'status page listening', 20_000);
+  t.equal(readFileSync(join(dataDir, 'setup-pin'), 'utf8'), '48213957\n', 'stored on /data, so it outlives the card');
+  t.equal((await post(`http://127.0.0.1:${port}/login`, { pin: '12345678' })).status, 401);
+  const ok = await post(`http://127.0.0.1:${port}/login`, { pin: '48213957' });
+  t.equal(ok.status, 303, "the card's PIN opens the page");
+  t.match(ok.headers.get('set-cookie'), /^vigil_session=/);
+  t.equal((await agent.stop()).code, 0);
+});
