@@ -73,14 +73,19 @@ export interface MdnsResponder {
   close(): Promise<void>;
 }
 
-/** 'vigil-' + the last 4 hex digits of the board serial, lower case (the init script's rule too). */
+/**
+ * 'vigil-' + the last 4 hex digits of the board serial, lower case: the system host name, as
+ * board/common/rootfs-overlay/usr/lib/vigil/host-name makes it (it keeps letters and digits
+ * only, then takes the last 4; the same here, so the two never disagree).
+ */
 export function mdnsHostname(hardwareSerial: string): string {
-  const hex = hardwareSerial.trim().toLowerCase().replace(/[^0-9a-f]/g, '');
-  if (hex.length < 4) throw new VigilError('MDNS_BAD_SERIAL', `mDNS host name: the serial "${hardwareSerial}" has fewer than 4 hex digits`);
-  return `vigil-${hex.slice(-4)}`;
+  const tail = hardwareSerial.replace(/[^0-9a-z]/gi, '').toLowerCase().slice(-4);
+  if (!tail) throw new VigilError('MDNS_BAD_SERIAL', `mDNS host name: the serial ${JSON.stringify(hardwareSerial)} has no letters or digits`);
+  return `vigil-${tail}`;
 }
 
-type Iface = { name: string; info: NetworkInterfaceInfo };
+/** One address of one interface, as os.networkInterfaces() gives it. */
+export type MdnsIface = { name: string; info: NetworkInterfaceInfo };
 /** The kinds of record this responder owns. */
 export type MdnsRecord = StringAnswer | SrvAnswer | TxtAnswer;
 
@@ -95,11 +100,21 @@ function sameIpv4Subnet(a: NetworkInterfaceInfo, source: string): boolean {
 
 const lower = (s: string): string => s.toLowerCase();
 
+/** The addresses we answer with: all but loopback's, of the named interfaces only when names are given. */
+export function mdnsIfaces(all: NodeJS.Dict<NetworkInterfaceInfo[]>, names?: readonly string[]): MdnsIface[] {
+  const out: MdnsIface[] = [];
+  for (const [name, infos] of Object.entries(all)) {
+    if (names && !names.includes(name)) continue;
+    for (const info of infos ?? []) if (!info.internal) out.push({ name, info });
+  }
+  return out;
+}
+
 /**
  * The records we own, built from the addresses of now; `source` (the querier's IPv4 address)
  * narrows the addresses to its interface when one is on its subnet.
  */
-export function mdnsRecords(o: { hostname: string; port: number; serviceName: string; ifaces: Iface[]; source?: string }): MdnsRecord[] {
+export function mdnsRecords(o: { hostname: string; port: number; serviceName: string; ifaces: MdnsIface[]; source?: string }): MdnsRecord[] {
   const fqdn = `${o.hostname}.local`;
   const instance = `${o.serviceName}.${SERVICE_TYPE}`;
   let ifaces = o.ifaces;
@@ -167,15 +182,7 @@ export async function startMdns(o: MdnsOptions): Promise<MdnsResponder> {
   const inactive: MdnsResponder = { active: false, fqdn, close: async () => undefined };
   if (o.signal.aborted) return inactive;
 
-  /** Our non-loopback addresses now, limited to the configured interfaces. */
-  const ifaces = (): Iface[] => {
-    const out: Iface[] = [];
-    for (const [name, infos] of Object.entries(readIfaces())) {
-      if (o.interfaces && !o.interfaces.includes(name)) continue;
-      for (const info of infos ?? []) if (!info.internal) out.push({ name, info });
-    }
-    return out;
-  };
+  const ifaces = (): MdnsIface[] => mdnsIfaces(readIfaces(), o.interfaces);
   const records = (source?: string): MdnsRecord[] => mdnsRecords({ hostname: o.hostname, port: o.port, serviceName, ifaces: ifaces(), source });
 
   const mdns = makeMdns({ port: MDNS_PORT, reuseAddr: true });
