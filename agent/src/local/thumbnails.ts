@@ -61,12 +61,14 @@ export class Thumbnails {
     return async (capture) => {
       // Started before the sink moves the file; a read that loses that race only skips a frame.
       const read = readFile(capture.files.compressed).catch(() => null);
+      let accepted = false;
       try {
         await sink(capture);
+        accepted = true;
       } finally {
-        // Not left unhandled when the sink throws
+        // Awaited either way; kept only when the outbox took the capture (a refused one is not the camera's latest)
         const source = await read;
-        if (source !== null && source.length <= THUMBNAIL_SOURCE_MAX_BYTES) this.keep(capture.camera, capture.capturedAt, source);
+        if (accepted && source !== null && source.length <= THUMBNAIL_SOURCE_MAX_BYTES) this.keep(capture.camera, capture.capturedAt, source);
       }
     };
   }
