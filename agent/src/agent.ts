@@ -388,6 +388,8 @@ export class Agent {
   async run(signal: AbortSignal): Promise<AgentExit> {
     this.#start = this.runState.begin();
     this.#firmware = await readFirmwareInfo(this.config.system);
+    // Loaded (or made and stored) at start, page or no page: the heartbeat reads setupPin.current
+    await this.setupPin.get().catch((err: unknown) => this.log.error({ err }, 'setup PIN cannot be loaded or stored; the status page tries again'));
     const r = await this.outbox.reconcile();
     const tree = (this.tree = this.buildTree());
     // A camera with a backlog gets its uploads even if nothing captures it any more.
