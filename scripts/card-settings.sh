@@ -195,11 +195,24 @@ p1_offset() {
 	echo $((start * ${sector:-512}))
 }
 
+# not_mounted DISK: a card whose partitions a desktop mounted (after a re-insert, say) is not
+# written behind the mounting kernel's back
+not_mounted() {
+	[ -b "$1" ] || return 0
+	dev=$(readlink -f "$1")
+	while read -r src mnt _; do
+		case $src in
+			"$dev"*) die "$src is mounted on $mnt: unmount it first" ;;
+		esac
+	done </proc/mounts
+}
+
 cmd_put() {
 	file=${1:?usage: card-settings.sh put FILE DISK}
 	disk=${2:?usage: card-settings.sh put FILE DISK}
 	[ -f "$file" ] || die "no file $file"
 	[ -e "$disk" ] || die "$disk does not exist"
+	not_mounted "$disk"
 	command -v mcopy >/dev/null 2>&1 || die "mcopy is missing (Debian package mtools)"
 	offset=$(p1_offset "$disk")
 	fat="$disk@@$offset"
@@ -217,14 +230,7 @@ cmd_put() {
 cmd_file() {
 	disk=${1:?usage: card-settings.sh file DISK}
 	[ -e "$disk" ] || die "$disk does not exist"
-	if [ -b "$disk" ]; then
-		dev=$(readlink -f "$disk")
-		while read -r src mnt _; do
-			case $src in
-				"$dev"*) die "$src is mounted on $mnt: unmount it first" ;;
-			esac
-		done </proc/mounts
-	fi
+	not_mounted "$disk"
 	tmp=$(mktemp)
 	trap 'rm -f "$tmp"' EXIT
 	cmd_make "$tmp"
