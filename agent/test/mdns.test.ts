@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NetworkInterfaceInfo } from 'node:os';
 import type { Question } from 'dns-packet';
-import { mdnsAnswer, mdnsHostname, mdnsIfaces, mdnsRecords, startMdns, type MdnsRecord } from '../src/local/mdns.js';
+import { MdnsService, mdnsAnswer, mdnsHostname, mdnsIfaces, mdnsRecords, startMdns, type MdnsRecord } from '../src/local/mdns.js';
 import { silentLogger } from '../src/lib/logger.js';
 import { errorCode } from '../src/lib/errors.js';
 
@@ -154,6 +154,8 @@ t.test('bad options are clear errors with codes, before any socket is opened', a
     );
     t.equal(errorCode(err), code, JSON.stringify(opts));
     t.equal((err as { retryable?: boolean }).retryable, false, 'permanent: a configuration mistake');
+    // The supervision tree's part says so when it is built, not with a crash loop later.
+    t.throws(() => new MdnsService({ ...(opts as { hostname: string; port: number }), log }), { code }, `MdnsService ${JSON.stringify(opts)}`);
   }
 });
 
@@ -164,4 +166,12 @@ t.test('a stop that came first: an inactive responder, no socket', async (t) => 
   t.equal(r.active, false);
   t.equal(r.fqdn, 'vigil-1a2b.local');
   await r.close();
+});
+
+t.test('the service part, stopped before it started: returns at once, no socket', async (t) => {
+  const stop = new AbortController();
+  stop.abort();
+  const started = Date.now();
+  await new MdnsService({ hostname: 'vigil-1a2b', port: 80, log: silentLogger() }).start(stop.signal);
+  t.ok(Date.now() - started < 1_000, 'start() returned on an aborted signal without waiting for a socket');
 });

@@ -193,6 +193,24 @@ t.test('a phone on the LAN resolves vigil-1a2b.local and finds the status page; 
   t.equal(child.exitCode, 0, 'the device process ended cleanly');
 });
 
+t.test("as a part of the agent's supervision tree: answers while running, goodbye when its signal aborts", { skip: lanSkip ?? false }, async (t) => {
+  const lan = await createLan(t, { hosts: ['device', 'laptop'], key: `${import.meta.url}#service` });
+  const { child, w } = startDevice(lan, 'device', { service: true });
+  await w.waitFor((l) => l.msg === `mDNS: answering for ${FQDN}`, 'the answering line');
+  const a = await query(lan, 'laptop', [{ name: FQDN, type: 'A' }]);
+  t.same(records(a, 'A', FQDN).map((r) => r.data), [lan.host('device').address], 'A: the device address');
+  const bye = lan.spawn('laptop', process.execPath, [...NODE_ARGS, JSON.stringify({ role: 'listen', waitMs: 4_000 })], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const byeHeard = watch(bye);
+  await byeHeard.waitFor((l) => l.type === 'listening', 'listener ready');
+  child.stdin!.end('quit\n');
+  const goodbye = await byeHeard.waitFor((l) => l.type === 'response' && (l.answers as Rr[]).some((r) => r.type === 'A' && r.ttl === 0), 'the goodbye');
+  t.ok((goodbye.answers as Rr[]).every((r) => r.ttl === 0), 'goodbye on abort: every record TTL 0');
+  await w.waitFor((l) => l.type === 'closed', 'closed line (start() returned)');
+  t.ok(await w.waitFor((l) => l.msg === 'mDNS stopped', 'the stopped line'), 'the socket was closed before start() returned');
+  await once(child, 'close');
+  t.equal(child.exitCode, 0);
+});
+
 t.test('port 5353 held by a socket that does not share it: logged once, agent goes on without mDNS', { skip: lanSkip ?? false }, async (t) => {
   const lan = await createLan(t, { hosts: ['device'], key: `${import.meta.url}#busy` });
   const { child, w } = startDevice(lan, 'device', { occupy: true });

@@ -28,6 +28,7 @@ import type { RemoteInfo } from 'node:dgram';
 import type { Packet, Question, StringAnswer, SrvAnswer, TxtAnswer } from 'dns-packet';
 import type { Logger } from '../lib/logger.js';
 import { VigilError } from '../lib/errors.js';
+import type { Service } from '../lib/service.js';
 
 export const MDNS_PORT = 5353;
 /** How long opening the multicast socket may take before mDNS is given up for this run. */
@@ -167,14 +168,41 @@ export function mdnsAnswer(questions: readonly Question[], records: readonly Mdn
 
 const HOSTNAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
 
+function checkMdnsOptions(o: { hostname: string; port: number }): void {
+  if (!HOSTNAME_RE.test(o.hostname)) throw new VigilError('MDNS_BAD_HOSTNAME', `mDNS hostname must be one DNS label without ".local" (letters, digits, '-'), got "${o.hostname}"`);
+  if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65_535) throw new VigilError('MDNS_BAD_PORT', `mDNS port must be an integer 1..65535, got ${o.port}`);
+}
+
+/**
+ * The responder as a part of the agent's supervision tree (lib/service.ts): start() answers
+ * until its signal aborts, then says goodbye. It never crashes for network reasons (see
+ * startMdns); bad options are thrown by the constructor, at wiring time.
+ */
+export class MdnsService implements Service {
+  readonly #o: Omit<MdnsOptions, 'signal'>;
+
+  constructor(o: Omit<MdnsOptions, 'signal'>) {
+    checkMdnsOptions(o);
+    this.#o = o;
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    const responder = await startMdns({ ...this.#o, signal });
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) return resolve();
+      signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    await responder.close();
+  }
+}
+
 /**
  * Starts answering for `<hostname>.local` and advertising the status page. Never rejects for
  * network reasons: when the multicast socket cannot be opened (port 5353 held by a daemon that
  * does not share it, no usable interface) it logs once and returns an inactive responder.
  */
 export async function startMdns(o: MdnsOptions): Promise<MdnsResponder> {
-  if (!HOSTNAME_RE.test(o.hostname)) throw new VigilError('MDNS_BAD_HOSTNAME', `mDNS hostname must be one DNS label without ".local" (letters, digits, '-'), got "${o.hostname}"`);
-  if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65_535) throw new VigilError('MDNS_BAD_PORT', `mDNS port must be an integer 1..65535, got ${o.port}`);
+  checkMdnsOptions(o);
   const fqdn = `${o.hostname}.local`;
   const log = o.log.child({ mdns: fqdn });
   const serviceName = o.serviceName ?? `Vigil ${o.hostname}`;
