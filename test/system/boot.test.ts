@@ -2,7 +2,9 @@
 // card layout on Debian's arm64 kernel) boots on QEMU's aarch64 virt machine. The root is
 // read-only, /data is writable, init starts the agent and starts it again after a SIGKILL, and
 // the agent captures from the RTSP test camera on the host and uploads to the real cloud on
-// the host through QEMU's user networking. An orderly power-off leaves /data clean.
+// the host through QEMU's user networking. The card's vigil.txt (p1) gives the cloud, the claim
+// code and a static address; the agent claims itself and erases the code from the card. An
+// orderly power-off leaves /data clean.
 import t from 'tap';
 import { join } from 'node:path';
 import type { CameraSummary } from '@vigil/protocol';
@@ -13,6 +15,7 @@ import { waitFor } from '../helpers/wait.js';
 import { agentDbSnapshot, cloudKeys } from '../helpers/frames.js';
 import {
   BOOT_TIMEOUT_MS,
+  GUEST_CLOUD,
   boot,
   buildImage,
   forwardTo,
@@ -20,6 +23,7 @@ import {
   qemuLock,
 } from './qemu.js';
 import { ROOTFS_A_PARTITION, dataAfterRecovery, fsckData, makeDisk, partitionSha256 } from './disk.js';
+import { readCardFile, writeCardFile } from './card.js';
 
 t.setTimeout(15 * 60_000);
 
@@ -29,11 +33,17 @@ t.test('QEMU: boot, read-only root, /data, the agent under init, capture and upl
   await qemuLock(t);
   const cloud = await startTestCloud(t);
   const camera = await startRtspCamera(t, { mounts: ['/cam1'] });
-  const config = guestAgentConfig(await cloud.claimCode('qemu-boot'), ['/cam1'], { captureIntervalMs: 4000 });
+  // The cloud, the claim code and the network come only from the card (vigil.txt on p1, as
+  // `make flash CLAIM= CLOUD=` writes it): the agent's config names the image's placeholder cloud,
+  // the test camera and the board serial (QEMU's virt machine has none).
+  const code = await cloud.claimCode('qemu-boot');
+  const { claimCode: _, ...config } = guestAgentConfig(code, ['/cam1'], { captureIntervalMs: 4000, cloudUrl: 'https://cloud.vigil.invalid' });
   const disk = await makeDisk(t, image.image, {
     'vigil/agent.json': JSON.stringify(config, null, 2),
     'vigil/board-serial': '10000000c0ffee01\n',
   });
+  const cardFile = `# written by hand\r\nCLOUD_URL=http://${GUEST_CLOUD.addr}\r\nCLAIM_CODE=${code}\r\nADDRESS=10.0.2.15/24\r\nGATEWAY=10.0.2.2\r\nDNS=10.0.2.3\r\n`;
+  await writeCardFile(disk.path, 'vigil.txt', '\uFEFF' + cardFile);
   const rootBefore = await partitionSha256(disk, ROOTFS_A_PARTITION);
 
   const guest = boot(t, disk, { forward: forwardTo(cloud.port, camera.port), name: 'boot' });
@@ -51,6 +61,8 @@ t.test('QEMU: boot, read-only root, /data, the agent under init, capture and upl
   t.match(data.text, /\bnodev\b.*\bnoexec\b/, '/data is mounted nodev and noexec (S03vigil-data)');
   t.equal((await guest.waitForLine(/^SYSTEST_DATA_WRITE /)).text, 'SYSTEST_DATA_WRITE ok', '/data takes writes');
   t.ok(guest.lines.some((l) => l.text.includes('root=/dev/vda5')), 'booted slot A (p5) as autoboot.txt and cmdline.txt say');
+  t.equal((await guest.waitForLine(/^SYSTEST_CARD /)).text, 'SYSTEST_CARD present', "S05vigil-card copied the card's vigil.txt");
+  t.equal((await guest.waitForLine(/^SYSTEST_NET /)).text, 'SYSTEST_NET vigil 10.0.2.15/24', "eth0 has the card's static address");
 
   // The agent, started by init, claims itself, captures and uploads
   const started = await guest.waitForAgentLog((l) => l.msg === 'agent started');
@@ -71,7 +83,9 @@ t.test('QEMU: boot, read-only root, /data, the agent under init, capture and upl
   await guest.send(`run p=$(cat /var/run/vigil-agent.pid); echo "ppid=$(awk '$1 == "PPid:" { print $2 }' /proc/$p/status) exe=$(readlink /proc/$p/exe)"`);
   const proc = await guest.waitForLine(/^SYSTEST_OUT ppid=/, 30_000, asked);
   t.equal(proc.text, 'SYSTEST_OUT ppid=1 exe=/usr/bin/vigil-agent', 'the agent runs /usr/bin/vigil-agent as a child of init (pid 1)');
-  await guest.waitForAgentLog((l) => l.msg === 'device claimed');
+  const claimed = await guest.waitForAgentLog((l) => l.msg === 'device claimed');
+  t.match(claimed, { source: 'card', site: 'qemu-boot' }, "claimed with the card's code, against the card's cloud");
+  await guest.waitForAgentLog((l) => l.msg === 'used claim code erased from the card');
   await waitFor(
     async () => (await cloud.allFrames()).length >= 2,
     BOOT_TIMEOUT_MS,
@@ -107,7 +121,9 @@ t.test('QEMU: boot, read-only root, /data, the agent under init, capture and upl
     'the agent stopped gracefully before the power-off',
   );
 
-  // From the host: /data is clean, the root slot untouched, the queue consistent with the cloud
+  // From the host: the code is gone from the card, every other line kept
+  t.equal(await readCardFile(disk.path, 'vigil.txt'), '\uFEFF' + cardFile.replace(/CLAIM_CODE=.*\r\n/, ''), 'vigil.txt on p1 without its claim code');
+  // /data is clean, the root slot untouched, the queue consistent with the cloud
   const fsck = await fsckData(disk);
   t.equal(fsck.rc, 0, 'e2fsck -fn on /data after power-off is clean', { output: fsck.out });
   t.equal(await partitionSha256(disk, ROOTFS_A_PARTITION), rootBefore, 'rootfs A is bit-for-bit unchanged');
