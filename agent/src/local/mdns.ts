@@ -37,6 +37,9 @@ export const MDNS_START_TIMEOUT_MS = 5_000;
 export const MDNS_ANNOUNCE_REPEAT_MS = 1_000;
 /** How often the addresses are compared with the last announced ones (a new DHCP lease is announced). */
 export const MDNS_ADDRESS_POLL_MS = 5_000;
+/** RFC 6762 §6: a multicast answer with shared records waits 20-120 ms. */
+const SHARED_ANSWER_MIN_DELAY_MS = 20;
+const SHARED_ANSWER_JITTER_MS = 100;
 /** How long close() waits for the goodbye packet to go out. */
 export const MDNS_GOODBYE_TIMEOUT_MS = 500;
 /** RFC 6762 §10: 120 s for records that carry a host name, 75 min for the others. */
@@ -280,8 +283,14 @@ export async function startMdns(o: MdnsOptions): Promise<MdnsResponder> {
       mdns.respond({ id: packet.id, questions: packet.questions, answers: answers.map(short), additionals: additionals.map(short) }, { port: rinfo.port, address: rinfo.address }, sent('answer'));
     } else if (unicast) {
       mdns.respond({ answers, additionals }, { port: rinfo.port, address: rinfo.address }, sent('answer'));
-    } else {
+    } else if (answers.every((r) => r.flush)) {
       mdns.respond({ answers, additionals }, sent('answer'));
+    } else {
+      // Shared records (the service PTRs): every printer and NAS on the LAN answers these too,
+      // so the answer waits 20-120 ms, as RFC 6762 §6 asks, to spread the replies out.
+      later(SHARED_ANSWER_MIN_DELAY_MS + Math.floor(Math.random() * SHARED_ANSWER_JITTER_MS), () => {
+        if (!closed) mdns.respond({ answers, additionals }, sent('answer'));
+      });
     }
   });
 
