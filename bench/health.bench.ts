@@ -34,6 +34,7 @@ const config = parseConfig({
   heartbeatIntervalMs: 3_600_000,
   // Loopback only: no multicast probes on this machine's LAN.
   discovery: { enabled: false },
+  local: { enabled: false },
   system: { clockStatusCommand: [] },
 });
 const parts = await openParts(config);

@@ -95,6 +95,8 @@ writeFileSync(
       // The demo's cameras are the test camera on loopback; ONVIF discovery would probe your
       // LAN (turn it on with VIGIL_DISCOVERY_ENABLED=true to find real cameras).
       discovery: { enabled: false },
+      // The status page a technician opens on the LAN (port 80 on a device), here on loopback
+      local: { host: '127.0.0.1', port: 8080 },
       cameras: [
         { id: 'front', name: 'Front door', url: `${rtspBase}/front` },
         { id: 'till', name: 'Till', url: `${rtspBase}/till` },
@@ -113,6 +115,7 @@ Vigil is running on the embedded default (SQLite + a local object folder).
   dashboard    ${CLOUD_URL}/?token=${adminToken}
   test camera  ${rtspBase}/front and ${rtspBase}/till (moving test patterns)
   agent        config: .run/agent/agent.json, log: .run/agent.log, spool: .run/agent/spool/
+  status page  http://127.0.0.1:8080/ (the device's page for technicians; setup PIN in .run/agent/setup-pin)
 
   API:  curl -H 'authorization: Bearer ${adminToken}' ${CLOUD_URL}/admin/v1/cameras
         curl -H 'authorization: Bearer ${adminToken}' ${CLOUD_URL}/admin/v1/cameras/<id>/frames

@@ -153,10 +153,10 @@ const DiscoverySchema = z
 const LocalSchema = z
   .object({
     enabled: z.boolean().default(true),
-    /** 8080 where nothing says otherwise; the device image's config sets 80. 0: any free port. */
-    port: z.number().int().min(0).max(65_535).default(8080),
-    /** Loopback unless told; the device image's config sets 0.0.0.0 (every interface). */
-    host: z.string().refine((h) => isIP(h) !== 0, 'must be an IP address of this device (0.0.0.0: every interface)').default('127.0.0.1'),
+    /** The device's: http://vigil-XXXX.local/ on port 80. 0: any free port (tests). */
+    port: z.number().int().min(0).max(65_535).default(80),
+    /** Every interface, as on the device (technicians reach it over the LAN); tests and `make run` use loopback. */
+    host: z.string().refine((h) => isIP(h) !== 0, 'must be an IP address of this device (0.0.0.0: every interface)').default('0.0.0.0'),
     /** Where the setup PIN is kept; default <dataDir>/setup-pin. */
     pinFile: z.string().min(1).optional(),
   })

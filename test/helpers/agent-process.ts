@@ -45,7 +45,8 @@ export function writeAgentConfig(dataDir: string, config: Record<string, unknown
   const file = join(dataDir, 'agent.json');
   // Discovery off unless a test turns it on (inside its own network namespaces): tests send
   // nothing beyond loopback, and multicast probes would reach this machine's LAN.
-  writeFileSync(file, JSON.stringify({ dataDir, serialSources: [serial], discovery: { enabled: false }, ...config }, null, 2));
+  // The status page on loopback, any free port: agents of tests running at once do not collide.
+  writeFileSync(file, JSON.stringify({ dataDir, serialSources: [serial], discovery: { enabled: false }, local: { host: '127.0.0.1', port: 0 }, ...config }, null, 2));
   return file;
 }
 

@@ -258,7 +258,8 @@ export class DeviceAuth {
   }
 
   private invalidate(reason: string): void {
-    if (this.#state === 'invalid') return;
+    // An uploader that found no token at all: that is "not claimed yet", not a bad token
+    if (this.#state === 'invalid' || this.#token === undefined) return;
     this.setState('invalid', reason);
     this.o.log.error({ reason }, 'device token invalid: uploads paused until a new token is set');
     this.#waker.wake();
