@@ -1,4 +1,6 @@
 import { existsSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import type { LocalAccessView } from '@vigil/protocol';
 import { paths, type AgentConfig } from './config.js';
 import { Bus } from './lib/bus.js';
 import type { Clock } from './lib/clock.js';
@@ -32,11 +34,16 @@ import { rebootWith } from './update/reboot.js';
 import { Updater } from './update/updater.js';
 import { AGENT_VERSION } from './version.js';
 import { SetupPin } from './local/setup-pin.js';
+import { MdnsService, mdnsHostname } from './local/mdns.js';
+import { findLed, lightState, StatusLight } from './health/status-light.js';
 import { LocalStatusServer } from './local/status-server.js';
 import { StatusReader } from './local/status-view.js';
 import { Thumbnails } from './local/thumbnails.js';
 import { readCardSettings, type CardSettings } from './provision/card-settings.js';
 import { runCommand } from './lib/run-command.js';
+
+/** How often the status light is brought up to date (it only writes on a change). */
+export const STATUS_LIGHT_INTERVAL_MS = 2_000;
 
 /** The card's erase (a FAT partition mounted, rewritten, synced, unmounted) gets this long. */
 export const CARD_ERASE_TIMEOUT_MS = 60_000;
@@ -52,6 +59,8 @@ export interface AgentParts {
   counters: Counters;
   vault: TokenVault;
   hardwareId: string;
+  /** vigil-XXXX: the device's mDNS name (and the firmware's system host name). */
+  hostName: string;
 }
 
 /** Opens the database and the device identity; shared by the agent and its CLI commands. */
@@ -69,6 +78,7 @@ export async function openParts(config: AgentConfig): Promise<AgentParts> {
     counters: new Counters(db),
     vault: new TokenVault(kv, deriveTokenKey(serial, secret)),
     hardwareId: hardwareId(serial),
+    hostName: mdnsHostname(serial),
   };
 }
 
@@ -274,6 +284,7 @@ export class Agent {
         deadLetters: () => queue.deadLetterCount(),
         logs: (n) => this.extras.ring?.recent(n) ?? [],
         update: () => this.updater?.heartbeatView() ?? null,
+        local: () => this.localAccess(),
       },
     });
     this.updater = this.makeUpdater(tree);
@@ -289,6 +300,10 @@ export class Agent {
     if (this.updater) tree.add('update', this.updater);
     this.local = this.makeLocal(tree);
     if (this.local) tree.add('local', this.local);
+    // The name is announced only where the page is on the LAN: not on loopback (tests, make run)
+    if (this.local && config.local.port > 0 && !isLoopback(config.local.host)) {
+      tree.add('mdns', new MdnsService({ hostname: this.parts.hostName, port: config.local.port, log: log.child({ part: 'mdns' }) }));
+    }
     return tree;
   }
 
@@ -408,6 +423,7 @@ export class Agent {
     // longer fed and resets: the safe way to fail.
     const feederStop = new AbortController();
     const feeding = this.watchdog?.start(feederStop.signal).catch((err: unknown) => this.log.error({ err }, 'watchdog feeder crashed; the board will reset'));
+    const lightTimer = this.startStatusLight();
     try {
       await tree.root.start(stop);
     } catch (err) {
@@ -417,6 +433,7 @@ export class Agent {
       this.escalation.recordAgentRestart(reason);
       this.restartAgent(reason);
     } finally {
+      lightTimer?.stop();
       feederStop.abort();
       await feeding;
       clearTimeout(this.#restartDeadline);
@@ -429,6 +446,34 @@ export class Agent {
     return { code: 0, reason: null };
   }
 
+  /** The board's activity LED shows the agent's state (health/status-light.ts), checked every few seconds. */
+  private startStatusLight(): { stop(): void } | undefined {
+    const led = findLed(this.config.statusLight.led);
+    if (led === undefined) return undefined;
+    const light = new StatusLight(led, this.log.child({ part: 'light' }));
+    const show = () => light.show(lightState({ tokenValid: this.auth.state === 'valid', report: this.health?.latest() ?? null }));
+    show();
+    const timer = setInterval(show, STATUS_LIGHT_INTERVAL_MS);
+    return {
+      stop: () => {
+        clearInterval(timer);
+        light.close();
+      },
+    };
+  }
+
+  /** Where a technician reaches the status page, with its PIN, for the dashboard; null while it is not listening. */
+  private localAccess(): LocalAccessView | null {
+    const port = this.local?.address?.port;
+    const pin = this.setupPin.current?.pin;
+    if (port === undefined || pin === undefined) return null;
+    const addresses = Object.values(networkInterfaces())
+      .flat()
+      .filter((a) => a !== undefined && a.family === 'IPv4' && !a.internal)
+      .map((a) => a!.address);
+    return { hostName: this.parts.hostName, port, setupPin: pin, addresses: addresses.slice(0, 16) };
+  }
+
   /** The SD card's settings as they are now (the erase changes them), or undefined without a card file. */
   card(): CardSettings | undefined {
     return readCardSettings(this.config.card.file);
@@ -438,6 +483,8 @@ export class Agent {
     this.parts.db.close();
   }
 }
+
+const isLoopback = (host: string) => host === '::1' || host.startsWith('127.');
 
 async function eraseCardCode([file, ...args]: readonly string[]): Promise<void> {
   await runCommand(file!, args, CARD_ERASE_TIMEOUT_MS);

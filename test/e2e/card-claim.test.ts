@@ -53,7 +53,7 @@ async function makeCard(t: Teardown): Promise<Card> {
 }
 
 /** A device: its own data dir and board serial; the config names no real cloud, as the image's does. */
-async function device(t: Teardown, card: Card, camera: RtspCamera, serial: string): Promise<string> {
+async function device(t: Teardown, card: Card, camera: RtspCamera, serial: string, extra: Record<string, unknown> = {}): Promise<string> {
   const dataDir = await tmpDir(t, 'vigil-dev-');
   const serialFile = join(dataDir, 'serial');
   writeFileSync(serialFile, `${serial}\n`);
@@ -64,6 +64,7 @@ async function device(t: Teardown, card: Card, camera: RtspCamera, serial: strin
     update: { enabled: false },
     cameras: [{ id: 'cam1', url: camera.url('/cam1') }],
     card: { file: card.copy, eraseCommand: ['sh', VIGIL_CARD, 'erase-claim'] },
+    ...extra,
   });
 }
 
@@ -79,15 +80,19 @@ t.test('a card with a claim code: the agent claims itself, uploads, and the code
   const camera = await startRtspCamera(t, { mounts: ['/cam1'] });
   const card = await makeCard(t);
   const code = await cloud.claimCode('Cafe Lune');
-  card.write(['# Vigil device settings', `CLOUD_URL=${cloud.url}`, `CLAIM_CODE=${code}`, 'WIFI_COUNTRY=GB']);
-  const agent = start(t, await device(t, card, camera, '10000000aa000001'), card);
+  card.write(['# Vigil device settings', `CLOUD_URL=${cloud.url}`, `CLAIM_CODE=${code}`, 'WIFI_COUNTRY=GB', 'SETUP_PIN=48213957']);
+  // The board's activity LED: a test double of the kernel's LED class (a folder with its files)
+  const led = join(await tmpDir(t, 'vigil-led-'), 'ACT');
+  mkdirSync(led);
+  writeFileSync(join(led, 'trigger'), 'none timer heartbeat [mmc0]\n');
+  const agent = start(t, await device(t, card, camera, '10000000aa000001', { statusLight: { led }, health: { intervalMs: 2_000 } }), card);
 
   const claimed = await agent.waitForLog(isMsg('device claimed'));
   t.match(claimed, { site: 'Cafe Lune', source: 'card' }, 'claimed with the card\'s code, against the card\'s cloud');
   await agent.waitForLog(isMsg('used claim code erased from the card'));
   const left = readFileSync(card.file, 'utf8');
   t.notMatch(left, /CLAIM_CODE/, 'the code is gone from the card');
-  t.equal(left, `\uFEFF# Vigil device settings\r\nCLOUD_URL=${cloud.url}\r\nWIFI_COUNTRY=GB\r\n`, 'every other line is kept as written (BOM, CRLF)');
+  t.equal(left, `\uFEFF# Vigil device settings\r\nCLOUD_URL=${cloud.url}\r\nWIFI_COUNTRY=GB\r\nSETUP_PIN=48213957\r\n`, 'every other line is kept as written (BOM, CRLF)');
   t.notMatch(readFileSync(card.copy, 'utf8'), /CLAIM_CODE/, 'and from the copy the agent reads');
 
   const devs = await devices(cloud);
@@ -95,7 +100,22 @@ t.test('a card with a claim code: the agent claims itself, uploads, and the code
   t.equal(devs[0]!.site, 'Cafe Lune', 'the device appears under its site');
   await waitFor(async () => (await cloud.allFrames()).length >= 2, 30_000, 'the first capture in the cloud');
   t.pass('and its frames arrive');
+
+  // What the technician sees: the light goes from "waiting for a claim" to "working"...
+  await agent.waitForLog((l) => l.msg === 'status light' && l.state === 'ok');
+  const lights = agent.logs.filter(isMsg('status light')).map((l) => l.state);
+  t.equal(lights[0], 'setup', 'the light starts in "waiting for a claim" (slow blink)');
+  t.equal(lights.at(-1), 'ok', `and ends in "working" (${lights.join(' → ')})`);
+  t.equal(readFileSync(join(led, 'trigger'), 'utf8'), 'heartbeat', 'the LED runs the heartbeat trigger');
+  // ...and the dashboard: the status page's name, port and the card's PIN, from the heartbeat
+  const devId = devs[0]!.id;
+  const listening = await agent.waitForLog(isMsg('status page listening'));
+  await waitFor(async () => ((await cloud.admin<{ report: { local?: unknown } | null }>('GET', `/admin/v1/devices/${devId}`)).body.report?.local ?? null) !== null, 30_000, 'a heartbeat with the status page');
+  const { report } = (await cloud.admin<{ report: { local: { hostName: string; port: number; setupPin: string } } }>('GET', `/admin/v1/devices/${devId}`)).body;
+  t.match(report.local, { hostName: 'vigil-0001', port: listening.port, setupPin: '48213957' }, "the heartbeat names the page and carries the card's PIN");
+
   t.equal((await agent.stop()).code, 0);
+  t.equal(readFileSync(join(led, 'trigger'), 'utf8'), 'mmc0', 'a stopped agent gives the LED back to the SD card activity');
 });
 
 t.test('a power cut right after the claim: the token survives; a code left on the card is not used again', async (t) => {

@@ -46,7 +46,9 @@ export function writeAgentConfig(dataDir: string, config: Record<string, unknown
   // Discovery off unless a test turns it on (inside its own network namespaces): tests send
   // nothing beyond loopback, and multicast probes would reach this machine's LAN.
   // The status page on loopback, any free port: agents of tests running at once do not collide.
-  writeFileSync(file, JSON.stringify({ dataDir, serialSources: [serial], discovery: { enabled: false }, local: { host: '127.0.0.1', port: 0 }, ...config }, null, 2));
+  // No status light: a test never blinks this machine's LEDs.
+  const defaults = { dataDir, serialSources: [serial], discovery: { enabled: false }, local: { host: '127.0.0.1', port: 0 }, statusLight: { led: '' } };
+  writeFileSync(file, JSON.stringify({ ...defaults, ...config }, null, 2));
   return file;
 }
 
