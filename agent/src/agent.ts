@@ -315,6 +315,7 @@ export class Agent {
       config,
       clock,
       hardwareId: parts.hardwareId,
+      hostName: parts.hostName,
       deviceName: config.deviceName ?? `vigil-${parts.hardwareId.slice(0, 8)}`,
       auth: this.auth,
       queue: parts.queue,
@@ -327,6 +328,7 @@ export class Agent {
     return new LocalStatusServer({
       host: config.local.host,
       port: config.local.port,
+      hostName: parts.hostName,
       pin: () => this.setupPin.get(),
       status,
       thumbnails: this.thumbnails,

@@ -58,6 +58,7 @@ async function setup(t: Test) {
     config,
     clock,
     hardwareId: 'a'.repeat(32),
+    hostName: 'vigil-1a2b',
     deviceName: 'vigil-aaaaaaaa',
     auth,
     queue,
@@ -66,7 +67,7 @@ async function setup(t: Test) {
     uncaptured: () => [{ camera: 'cam9', name: 'Yard', state: 'stopped', lastCaptureAt: null, capturesOk: 0, failures: 0, lastError: 'ONVIF_AUTH_FAILED: wrong password' }],
     thumbnailAt: (c) => thumbnails.latestAt(c),
   });
-  const server = new LocalStatusServer({ host: '127.0.0.1', port: 0, pin: async () => PIN, status, thumbnails, auth, clock, log: silentLogger() });
+  const server = new LocalStatusServer({ host: '127.0.0.1', port: 0, hostName: 'vigil-1a2b', pin: async () => PIN, status, thumbnails, auth, clock, log: silentLogger() });
   const app = await server.build(PIN);
   t.teardown(() => app.close());
   return { dir, clock, app, auth, thumbnails, cams, queue, server, status };
@@ -82,6 +83,7 @@ t.test('without a session: the page sends to the login form, the JSON and the th
   const login = await app.inject({ method: 'GET', url: '/login' });
   t.equal(login.statusCode, 200);
   t.match(login.body, /name="pin"/);
+  t.match(login.body, /vigil-1a2b/, 'the login page names the device the technician opened');
   t.match(login.headers['content-security-policy'], /default-src 'none'/);
   t.equal(login.headers['x-frame-options'], 'DENY');
   for (const url of ['/api/status', '/thumbnails/cam1.jpg']) {
@@ -145,7 +147,8 @@ t.test('the right PIN: a session cookie (HttpOnly, SameSite=Strict); the page, t
   const json = (await app.inject({ method: 'GET', url: '/api/status', cookies: session })).json<StatusView>();
   t.equal(json.cloudUrl, 'http://127.0.0.1:9');
   t.equal(json.auth.state, 'none');
-  t.same(json.checks.map((c) => c.check), ['firmware', 'update', 'clock', 'queue', 'dead_letters', 'disk'], "the doctor's device checks");
+  t.same(json.checks.map((c) => c.check), ['card', 'firmware', 'update', 'clock', 'queue', 'dead_letters', 'disk'], "the doctor's device checks");
+  t.equal(json.device.hostName, 'vigil-1a2b', 'named as mDNS names it');
   t.equal(json.checks.find((c) => c.check === 'clock')!.level, 'ok');
   t.equal(json.token.level, 'fail');
   t.same(json.cameras.map((c) => [c.camera, c.level, c.thumbnailAt]), [['cam1', 'waiting', null], ['cam9', 'stopped', null]]);
@@ -227,7 +230,7 @@ async function freePort(): Promise<number> {
 t.test('start() listens until stopped, and a taken port is retried, never a crash', async (t) => {
   const { status, thumbnails, auth, clock } = await setup(t);
   const port = await freePort();
-  const make = () => new LocalStatusServer({ host: '127.0.0.1', port, pin: async () => PIN, status, thumbnails, auth, clock, log: silentLogger() });
+  const make = () => new LocalStatusServer({ host: '127.0.0.1', port, hostName: 'vigil-1a2b', pin: async () => PIN, status, thumbnails, auth, clock, log: silentLogger() });
   const a = make();
   const stopA = new AbortController();
   const runningA = a.start(stopA.signal);

@@ -13,7 +13,6 @@
 //   GET  /thumbnails/<camera>.jpg
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { hostname } from 'node:os';
 import fastifyCookie from '@fastify/cookie';
 import fastifyFormbody from '@fastify/formbody';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -38,6 +37,8 @@ export const LOCAL_CLOSE_TIMEOUT_MS = 2_000;
 export interface LocalStatusServerOptions {
   host: string;
   port: number;
+  /** vigil-XXXX, shown on the login page (the name the technician typed). */
+  hostName: string;
   /** The setup PIN (SetupPin.get): loaded, or made and stored, before the server listens. */
   pin: () => Promise<string>;
   status: StatusReader;
@@ -126,7 +127,7 @@ export class LocalStatusServer implements Service {
       return this.sessions.valid(id) ? id : undefined;
     };
     const html = (reply: FastifyReply, code: number, body: string): FastifyReply => reply.code(code).type('text/html; charset=utf-8').send(body);
-    const hostName = (): string => hostname();
+    const hostName = (): string => this.o.hostName;
 
     app.get('/login', async (req, reply) => (session(req) ? reply.redirect('/', 303) : html(reply, 200, loginPage({ hostName: hostName() }))));
 

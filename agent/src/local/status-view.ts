@@ -5,10 +5,9 @@
 //
 // Built at most every STATUS_CACHE_MS however many pages refresh, and the NTP state (a child
 // process) at most every CLOCK_CACHE_MS: the page must never cost the capture anything.
-import { hostname } from 'node:os';
 import type { CameraHealth, DeviceInfo } from '@vigil/protocol';
 import type { AgentConfig } from '../config.js';
-import { clockFinding, diskFinding, firmwareFinding, queueFindings, updateFinding } from '../doctor/device-checks.js';
+import { cardFinding, clockFinding, diskFinding, firmwareFinding, queueFindings, updateFinding } from '../doctor/device-checks.js';
 import { finding, type Finding } from '../doctor/findings.js';
 import type { CameraSnapshot } from '../health/checks.js';
 import { readFirmwareInfo, type FirmwareInfo } from '../health/system-facts.js';
@@ -42,6 +41,8 @@ export interface StatusSources {
   config: AgentConfig;
   clock: Clock;
   hardwareId: string;
+  /** vigil-XXXX: the device's mDNS name. */
+  hostName: string;
   /** The name the device claims with (the cloud's name wins once claimed). */
   deviceName: string;
   auth: AuthView;
@@ -165,7 +166,7 @@ export class StatusReader {
     const fw = await this.firmware();
     const now = clock.now();
     const [clockCheck, disk] = await Promise.all([this.clockCheck(fw), diskFinding(config)]);
-    const checks = [firmwareFinding(config, fw), updateFinding(readUpdateState(this.s.kv), now), clockCheck, ...queueFindings(config, this.s.queue, now), disk];
+    const checks = [cardFinding(config), firmwareFinding(config, fw), updateFinding(readUpdateState(this.s.kv), now), clockCheck, ...queueFindings(config, this.s.queue, now), disk];
     const mono = clock.monotonic();
     const captured = this.s.cameras().map(
       (c): CameraLine => ({
@@ -202,7 +203,7 @@ export class StatusReader {
       at: now,
       device: {
         name: auth.device?.name ?? this.s.deviceName,
-        hostName: hostname(),
+        hostName: this.s.hostName,
         hardwareId: this.s.hardwareId,
         agentVersion: AGENT_VERSION,
         uptimeS: this.s.uptimeS?.() ?? null,
