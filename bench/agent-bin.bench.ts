@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { percentile, report, ROOT, spawnUntil, stop, startBenchCloud } from './lib.ts';
+import { LOOPBACK_AGENT, percentile, report, ROOT, spawnUntil, stop, startBenchCloud } from './lib.ts';
 
 const OUT = join(ROOT, 'build/agent-bin');
 const X64 = join(OUT, 'linux-x64/vigil-agent');
@@ -26,8 +26,7 @@ writeFileSync(join(dir, 'serial'), '10000000bench001\n');
 const env = { PATH: '/usr/bin:/bin', HOME: home, VIGIL_LOG_LEVEL: 'info' };
 const writeConfig = (name: string, config: Record<string, unknown>) => {
   const file = join(dir, `${name}.json`);
-  // Loopback only: no multicast probes on this machine's LAN.
-  writeFileSync(file, JSON.stringify({ dataDir: join(dir, name), serialSources: [join(dir, 'serial')], discovery: { enabled: false }, ...config }));
+  writeFileSync(file, JSON.stringify({ dataDir: join(dir, name), serialSources: [join(dir, 'serial')], ...LOOPBACK_AGENT, ...config }));
   return file;
 };
 

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { percentile, report, ROOT, startRtsp, stop, startBenchCloud, BENCH_ADMIN_TOKEN } from './lib.ts';
+import { percentile, report, ROOT, startRtsp, stop, startBenchCloud, BENCH_ADMIN_TOKEN, LOOPBACK_AGENT } from './lib.ts';
 
 const WARMUP_MS = 15_000;
 const SAMPLE_MS = 30_000;
@@ -17,8 +17,7 @@ const dataDir = join(dir, 'agent');
 writeFileSync(join(dir, 'serial'), '10000000bench000\n');
 writeFileSync(join(dir, 'agent.json'), JSON.stringify({
   cloudUrl: url, dataDir, claimCode: code, captureIntervalMs: 2000, serialSources: [join(dir, 'serial')],
-  // Loopback only: no multicast probes on this machine's LAN.
-  discovery: { enabled: false },
+  ...LOOPBACK_AGENT,
   cameras: ['c1', 'c2', 'c3', 'c4'].map((id) => ({ id, url: `${rtsp.base}/${id}` })),
 }));
 const agent = spawn(process.execPath, [join(ROOT, 'agent/dist/cli.js'), 'run', '--config', join(dir, 'agent.json')], {

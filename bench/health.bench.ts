@@ -12,7 +12,7 @@ import { parseConfig } from '../agent/dist/config.js';
 import { systemClock } from '../agent/dist/lib/clock.js';
 import { silentLogger } from '../agent/dist/lib/logger.js';
 import { readClockState } from '../agent/dist/health/system-facts.js';
-import { report } from './lib.ts';
+import { LOOPBACK_AGENT, report } from './lib.ts';
 
 const CAMERAS = 8;
 const CHECKS = 500;
@@ -32,9 +32,7 @@ const config = parseConfig({
   // The loop itself is driven by the bench; no NTP tool is asked (its cost is measured apart).
   health: { intervalMs: 3_600_000 },
   heartbeatIntervalMs: 3_600_000,
-  // Loopback only: no multicast probes on this machine's LAN.
-  discovery: { enabled: false },
-  local: { enabled: false },
+  ...LOOPBACK_AGENT,
   system: { clockStatusCommand: [] },
 });
 const parts = await openParts(config);

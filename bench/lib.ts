@@ -60,6 +60,12 @@ export async function stop(child: ChildProcess): Promise<void> {
   clearTimeout(t);
 }
 
+/**
+ * What every bench agent's config holds: nothing beyond loopback (no multicast discovery
+ * probes, the status page on loopback at a free port, so no mDNS) and no status light.
+ */
+export const LOOPBACK_AGENT = { discovery: { enabled: false }, local: { host: '127.0.0.1', port: 0 }, statusLight: { led: '' } };
+
 export const BENCH_ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
 
 /** The real cloud on a loopback port with its data in `dir`/cloud, and a claim code for a bench device. */
