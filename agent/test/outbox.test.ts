@@ -90,6 +90,23 @@ t.test('a capture larger than the whole budget is dropped and counted', async (t
   t.same(s.queue.depth(), []);
 });
 
+t.test('reconcile: the file of an uploaded frame (killed before its unlink) is removed, not enqueued again', async (t) => {
+  const s = await setup(t);
+  await s.outbox.accept(await s.capture());
+  const before = s.counters.get('frames_enqueued');
+  const item = s.queue.nextReady('cam1', 'original', s.clock.now(), 0)!;
+  // The uploader's success: the row goes and the file is noted done; the kill comes before the unlink
+  s.queue.complete(item.id, item.imagePath);
+  t.ok(existsSync(item.imagePath), 'the file is still there');
+  const r = await s.outbox.reconcile();
+  t.same(r, { enqueued: 0, dropped: 0, removed: 1 });
+  t.notOk(existsSync(item.imagePath), 'removed');
+  t.equal(s.counters.get('reconcile_removed_uploaded'), 1);
+  t.equal(s.counters.get('frames_enqueued'), before, 'the ledger counts the frame once');
+  t.same(s.queue.donePaths(), new Set(), 'and the note is gone');
+  t.same(s.queue.depth().map((d) => d.variant), ['compressed'], 'the other variant is still queued');
+});
+
 t.test('reconcile: file without row is enqueued, row without file dropped, work dir emptied', async (t) => {
   const s = await setup(t);
   const a = await s.capture();

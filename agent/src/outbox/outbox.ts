@@ -112,7 +112,8 @@ export class Outbox {
   }
 
   /**
-   * Start-up reconciliation of spool and queue: unfinished capture work is deleted, a spool
+   * Start-up reconciliation of spool and queue: unfinished capture work is deleted, the file
+   * of an uploaded item (noted done, a kill came before its unlink) is removed, any other spool
    * file without a row is enqueued (its dHash recomputed), a row without a file is dropped.
    */
   async reconcile(): Promise<{ enqueued: number; dropped: number; removed: number }> {
@@ -121,6 +122,7 @@ export class Outbox {
     await rm(this.workDir, { recursive: true, force: true });
     await mkdir(this.workDir, { recursive: true });
     const known = queue.knownPaths();
+    const done = queue.donePaths();
     let enqueued = 0;
     let removed = 0;
     const seen = new Set<string>();
@@ -132,6 +134,13 @@ export class Outbox {
         const path = join(dir, name);
         seen.add(path);
         if (known.has(path)) continue;
+        if (done.has(path)) {
+          await rm(path, { force: true });
+          removed++;
+          counters.inc('reconcile_removed_uploaded');
+          log.info({ path }, 'reconcile: removed the file of an uploaded frame');
+          continue;
+        }
         const m = SPOOL_NAME_RE.exec(name);
         const variant = m?.[2];
         if (!m || !isVariant(variant)) {
@@ -157,6 +166,7 @@ export class Outbox {
         }
       }
     }
+    for (const path of done) queue.forgetDone(path);
     let dropped = 0;
     for (const path of known) {
       if (seen.has(path)) continue;

@@ -82,6 +82,10 @@ const MIGRATIONS: readonly string[] = [
      detail           TEXT
    );
    CREATE INDEX camera_changes_camera ON camera_changes (camera_key, id);`,
+  // 3: spool files whose item is uploaded, until they are unlinked. The row goes and the path
+  // comes here in one transaction: a kill before the unlink leaves a file that start-up
+  // reconciliation removes instead of enqueuing it again (it would upload, and count, twice).
+  `CREATE TABLE spool_done (path TEXT PRIMARY KEY);`,
 ];
 
 /**

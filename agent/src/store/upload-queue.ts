@@ -83,6 +83,9 @@ export class UploadQueue {
   readonly #oldestDeadFile;
   readonly #forgetDeadFile;
   readonly #removeByPath;
+  readonly #markDone;
+  readonly #forgetDone;
+  readonly #done;
   readonly #forgetDeadPath;
 
   constructor(private readonly db: Db) {
@@ -139,6 +142,9 @@ export class UploadQueue {
     );
     this.#forgetDeadFile = db.prepare('UPDATE dead_letters SET image_path = NULL WHERE id = ?');
     this.#removeByPath = db.prepare('DELETE FROM upload_queue WHERE image_path = ?');
+    this.#markDone = db.prepare('INSERT OR IGNORE INTO spool_done (path) VALUES (?)');
+    this.#forgetDone = db.prepare('DELETE FROM spool_done WHERE path = ?');
+    this.#done = db.prepare<[], { path: string }>('SELECT path FROM spool_done');
     this.#forgetDeadPath = db.prepare('UPDATE dead_letters SET image_path = NULL WHERE image_path = ?');
   }
 
@@ -175,6 +181,24 @@ export class UploadQueue {
 
   remove(id: number): void {
     this.#remove.run(id);
+  }
+
+  /** The item is uploaded: its row goes and its file is noted as done, in one transaction, until unlinked. */
+  complete(id: number, path: string): void {
+    this.db.transaction(() => {
+      this.#remove.run(id);
+      this.#markDone.run(path);
+    })();
+  }
+
+  /** The done file is gone (unlinked, or found missing). */
+  forgetDone(path: string): void {
+    this.#forgetDone.run(path);
+  }
+
+  /** Files of uploaded items not yet unlinked (a kill came between). */
+  donePaths(): Set<string> {
+    return new Set(this.#done.all().map((r) => r.path));
   }
 
   /**

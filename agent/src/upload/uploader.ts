@@ -200,8 +200,13 @@ export class Uploader {
       if (!signal.aborted) this.failed(item, err);
       return;
     }
-    this.o.queue.remove(item.id);
-    await unlink(item.imagePath).catch(() => undefined);
+    this.o.queue.complete(item.id, item.imagePath);
+    const gone = await unlink(item.imagePath).then(
+      () => true,
+      (err: unknown) => errorCode(err) === 'ENOENT',
+    );
+    // A file that would not go stays noted as done: the next start's reconciliation removes it
+    if (gone) this.o.queue.forgetDone(item.imagePath);
     this.#unreachable = 0;
     this.status.uploaded++;
     this.status.lastSuccessAt = this.o.clock.monotonic();
