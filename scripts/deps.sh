@@ -5,7 +5,8 @@
 # independent ONVIF client) and wsdd (a foreign WS-Discovery responder), and rauc with
 # squashfs-tools and openssl (signed firmware bundles), and Chromium (the status page's browser
 # test drives it with playwright-core, which never downloads a browser of its own). Installs
-# them when run as root, otherwise stops with the list of what is missing.
+# them when run as root, otherwise stops with the list of what is missing. Then the firmware
+# tools (scripts/firmware-check.sh deps).
 set -eu
 # shellcheck source=/dev/null # scripts/lib/debian-packages.sh, checked on its own
 . "$(dirname "$0")/lib/debian-packages.sh"
@@ -36,3 +37,7 @@ command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 
 # shellcheck disable=SC2086 # the list is meant to split into words
 install_missing setup $missing
+
+# The firmware's tools (shellcheck, genimage, mtools, BusyBox, wpa_passphrase...): the firmware
+# tests use them, and must find them installed before tap starts, not install them in parallel
+sh "$(dirname "$0")/firmware-check.sh" deps

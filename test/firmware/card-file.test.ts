@@ -44,10 +44,6 @@ const SETTINGS = {
   DNS: '192.168.1.1,9.9.9.9',
 };
 
-t.before(async () => {
-  const r = await run('sh', ['scripts/firmware-check.sh', 'deps']);
-  if (r.code !== 0) throw new Error(`firmware-check.sh deps failed:\n${r.stderr}`);
-});
 
 t.test('card-settings.sh file: vigil.txt on p1, read back by mtools, the agent and the network script', async (t) => {
   const img = await cardImage(t);

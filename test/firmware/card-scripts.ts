@@ -43,20 +43,19 @@ export interface Shell {
   run(script: string, args: string[], env?: NodeJS.ProcessEnv): Promise<Result>;
 }
 
-/** dash, and BusyBox sh when BusyBox is installed (scripts/firmware-check.sh deps installs it). */
+/** dash, and BusyBox sh (make test's set-up installs BusyBox: scripts/deps.sh, firmware-check.sh deps). */
 export async function shells(t: Teardown): Promise<Shell[]> {
   const list: Shell[] = [{ name: 'sh', run: (s, a, env = {}) => run('sh', [s, ...a], env) }];
   const where = (await run('sh', ['-c', 'command -v busybox'])).stdout.trim();
   const probe = where ? await run(where, ['--list']) : undefined;
-  if (probe?.code === 0) {
-    const have = new Set(probe.stdout.split('\n'));
-    const bin = join(await tmpDir(t, 'vigil-busybox-'), 'bin');
-    await mkdir(bin);
-    for (const a of APPLETS) if (have.has(a)) await symlink(where, join(bin, a));
-    list.push({
-      name: 'busybox sh',
-      run: (s, a, env = {}) => run('busybox', ['sh', s, ...a], { ...env, PATH: `${bin}:${env.PATH ?? process.env.PATH}` }),
-    });
-  }
+  if (probe?.code !== 0) throw new Error('BusyBox is not installed: make test installs it (scripts/deps.sh runs firmware-check.sh deps)');
+  const have = new Set(probe.stdout.split('\n'));
+  const bin = join(await tmpDir(t, 'vigil-busybox-'), 'bin');
+  await mkdir(bin);
+  for (const a of APPLETS) if (have.has(a)) await symlink(where, join(bin, a));
+  list.push({
+    name: 'busybox sh',
+    run: (s, a, env = {}) => run('busybox', ['sh', s, ...a], { ...env, PATH: `${bin}:${env.PATH ?? process.env.PATH}` }),
+  });
   return list;
 }

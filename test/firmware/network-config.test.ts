@@ -14,11 +14,6 @@ const HOST_NAME = join(OVERLAY, 'usr/lib/vigil/host-name');
 const BOM = '\uFEFF';
 const env = { VIGIL_LIB: LIB, VIGIL_DEFAULTS_FILE: '/nonexistent' };
 
-t.before(async () => {
-  // busybox (the device's shell) and wpa_passphrase come with the firmware tools
-  const r = await run('sh', ['scripts/firmware-check.sh', 'deps']);
-  if (r.code !== 0) throw new Error(`firmware-check.sh deps failed:\n${r.stderr}`);
-});
 
 const WPA_SUPPLICANT = (await run('sh', ['-c', 'PATH=$PATH:/usr/sbin:/sbin command -v wpa_supplicant'])).stdout.trim();
 

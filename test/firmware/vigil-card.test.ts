@@ -24,11 +24,6 @@ const CARD =
   'WIFI_PASSWORD=secret phrase';
 const CARD_WITHOUT_CLAIM = CARD.replace('CLAIM_CODE=ABCD-EFGH-JKMN\r\n', '');
 
-t.before(async () => {
-  // busybox (the device's shell) comes with the firmware tools
-  const r = await run('sh', ['scripts/firmware-check.sh', 'deps']);
-  if (r.code !== 0) throw new Error(`firmware-check.sh deps failed:\n${r.stderr}`);
-});
 
 for (const shell of await shells(t)) {
   t.test(`${shell.name}: VIGIL_CARD_DIR mode`, async (t) => {
