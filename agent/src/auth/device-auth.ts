@@ -117,6 +117,10 @@ export class DeviceAuth {
 
   /** A code typed into the status page: tried at once, before the card's and the config's. */
   submitClaimCode(code: string): void {
+    if (codeHash(code.trim()) === this.o.kv.get(USED_CODE_KEY)?.toString('utf8')) {
+      this.setClaim('form', 'claimed', 'this code already gave this device its token');
+      return;
+    }
     this.#formCode = code.trim();
     // Typed again after a refusal: the person wants it tried now.
     this.#notBefore = undefined;
