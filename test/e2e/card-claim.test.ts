@@ -69,6 +69,8 @@ async function device(t: Teardown, card: Card, camera: RtspCamera, serial: strin
 }
 
 const start = (t: Teardown, config: string, card: Card): AgentProcess => startAgentProcess(t, config, card.env);
+/** Waits for an agent's log line: generous, a loaded CI machine starts agents slowly (not a timing check). */
+const LOG_WAIT_MS = 90_000;
 const isMsg = (msg: string) => (l: AgentLogLine) => l.msg === msg;
 
 async function devices(cloud: TestCloud): Promise<{ id: string; site: string; hardwareId: string; claimedAt: number }[]> {
@@ -87,9 +89,9 @@ t.test('a card with a claim code: the agent claims itself, uploads, and the code
   writeFileSync(join(led, 'trigger'), 'none timer heartbeat [mmc0]\n');
   const agent = start(t, await device(t, card, camera, '10000000aa000001', { statusLight: { led }, health: { intervalMs: 2_000 } }), card);
 
-  const claimed = await agent.waitForLog(isMsg('device claimed'));
+  const claimed = await agent.waitForLog(isMsg('device claimed'), LOG_WAIT_MS);
   t.match(claimed, { site: 'Cafe Lune', source: 'card' }, 'claimed with the card\'s code, against the card\'s cloud');
-  await agent.waitForLog(isMsg('used claim code erased from the card'));
+  await agent.waitForLog(isMsg('used claim code erased from the card'), LOG_WAIT_MS);
   const left = readFileSync(card.file, 'utf8');
   t.notMatch(left, /CLAIM_CODE/, 'the code is gone from the card');
   t.equal(left, `\uFEFF# Vigil device settings\r\nCLOUD_URL=${cloud.url}\r\nWIFI_COUNTRY=GB\r\nSETUP_PIN=48213957\r\n`, 'every other line is kept as written (BOM, CRLF)');
@@ -102,14 +104,14 @@ t.test('a card with a claim code: the agent claims itself, uploads, and the code
   t.pass('and its frames arrive');
 
   // What the technician sees: the light goes from "waiting for a claim" to "working"...
-  await agent.waitForLog((l) => l.msg === 'status light' && l.state === 'ok');
+  await agent.waitForLog((l) => l.msg === 'status light' && l.state === 'ok', LOG_WAIT_MS);
   const lights = agent.logs.filter(isMsg('status light')).map((l) => l.state);
   t.equal(lights[0], 'setup', 'the light starts in "waiting for a claim" (slow blink)');
   t.equal(lights.at(-1), 'ok', `and ends in "working" (${lights.join(' → ')})`);
   t.equal(readFileSync(join(led, 'trigger'), 'utf8'), 'heartbeat', 'the LED runs the heartbeat trigger');
   // ...and the dashboard: the status page's name, port and the card's PIN, from the heartbeat
   const devId = devs[0]!.id;
-  const listening = await agent.waitForLog(isMsg('status page listening'));
+  const listening = await agent.waitForLog(isMsg('status page listening'), LOG_WAIT_MS);
   await waitFor(async () => ((await cloud.admin<{ report: { local?: unknown } | null }>('GET', `/admin/v1/devices/${devId}`)).body.report?.local ?? null) !== null, 30_000, 'a heartbeat with the status page');
   const { report } = (await cloud.admin<{ report: { local: { hostName: string; port: number; setupPin: string } } }>('GET', `/admin/v1/devices/${devId}`)).body;
   t.match(report.local, { hostName: 'vigil-0001', port: listening.port, setupPin: '48213957' }, "the heartbeat names the page and carries the card's PIN");
@@ -128,14 +130,14 @@ t.test('a power cut right after the claim: the token survives; a code left on th
   const config = await device(t, card, camera, '10000000aa000002');
 
   const first = start(t, config, card);
-  await first.waitForLog(isMsg('device claimed'));
+  await first.waitForLog(isMsg('device claimed'), LOG_WAIT_MS);
   await first.kill();
   const [claimedDevice] = await devices(cloud);
   // Whether or not the erase ran before the cut, put the code back: the erase never happened
   card.write(lines);
 
   const again = start(t, config, card);
-  await again.waitForLog(isMsg('used claim code erased from the card'));
+  await again.waitForLog(isMsg('used claim code erased from the card'), LOG_WAIT_MS);
   t.notMatch(readFileSync(card.file, 'utf8'), /CLAIM_CODE/, 'the next start erases the code it had used');
   const before = (await cloud.allFrames()).length;
   await waitFor(async () => (await cloud.allFrames()).length >= before + 2, 30_000, 'uploads with the stored token');
@@ -149,7 +151,7 @@ t.test('a power cut right after the claim: the token survives; a code left on th
   // The same card in another Pi: refused, harmlessly
   card.write(lines);
   const other = start(t, await device(t, card, camera, '10000000aa000003'), card);
-  const refused = await other.waitForLog(isMsg('claim code refused; waiting for a new code (this one is tried again later)'));
+  const refused = await other.waitForLog(isMsg('claim code refused; waiting for a new code (this one is tried again later)'), LOG_WAIT_MS);
   t.match(refused, { code: 'CLAIM_CODE_USED', status: 410, source: 'card' }, 'another device with the used code: refused with the reason');
   t.ok((refused.retryInMs as number) >= 24_000, `and tried again only later (${refused.retryInMs as number} ms)`);
   t.equal((await devices(cloud)).length, 1, 'no second device');
@@ -165,21 +167,22 @@ t.test('refused codes: expired, then a new one works; another site does not take
   card.write([`CLOUD_URL=${cloud.url}`, `CLAIM_CODE=${late}`]);
   const config = await device(t, card, camera, '10000000aa000004');
   const agent = start(t, config, card);
-  const expired = await agent.waitForLog((l) => l.msg.startsWith('claim code refused') && l.code === 'CLAIM_CODE_EXPIRED');
+  const expired = await agent.waitForLog((l) => l.msg.startsWith('claim code refused') && l.code === 'CLAIM_CODE_EXPIRED', LOG_WAIT_MS);
   t.equal(expired.source, 'card', 'expired: refused, and the log says so');
 
   // The technician gets a new code: the device, still without a token, tries it within seconds
   card.write([`CLOUD_URL=${cloud.url}`, `CLAIM_CODE=${await cloud.claimCode('Cafe Lune')}`]);
   const t0 = Date.now();
-  await agent.waitForLog(isMsg('device claimed'), 15_000);
-  t.ok(Date.now() - t0 < 10_000, `a new code is tried at once (${Date.now() - t0} ms), not after the refused one's wait`);
+  await agent.waitForLog(isMsg('device claimed'), 30_000);
+  // The refused code waits at least 24 s (30 s less its jitter); a new one waits for the next 5 s poll
+  t.ok(Date.now() - t0 < 20_000, `a new code is tried at once (${Date.now() - t0} ms), not after the refused one's wait`);
   await waitFor(async () => (await cloud.allFrames()).length >= 2, 30_000, 'uploads');
   await agent.stop();
 
   // A code for another site, while the device works at Cafe Lune: refused, the device keeps going
   card.write([`CLOUD_URL=${cloud.url}`, `CLAIM_CODE=${await cloud.claimCode('Other Site')}`]);
   const moved = start(t, config, card);
-  const refused = await moved.waitForLog((l) => l.msg.startsWith('claim code refused'));
+  const refused = await moved.waitForLog((l) => l.msg.startsWith('claim code refused'), LOG_WAIT_MS);
   t.match(refused, { code: 'CLAIM_DEVICE_OTHER_SITE', status: 409 }, 'another site: refused');
   const before = (await cloud.allFrames()).length;
   await waitFor(async () => (await cloud.allFrames()).length >= before + 2, 30_000, 'uploads after the refusal');

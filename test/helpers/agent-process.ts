@@ -103,7 +103,7 @@ export function startAgentProcess(t: Teardown, configFile: string, env: NodeJS.P
         };
         const timer = setTimeout(() => {
           done();
-          reject(new Error(`no matching agent log within ${timeoutMs} ms; stderr: ${stderr.slice(-5).join(' | ')}`));
+          reject(new Error(`no matching agent log within ${timeoutMs} ms; last logs: ${logs.slice(-8).map((l) => l.msg).join(' | ')}; stderr: ${stderr.slice(-5).join(' | ')}`));
         }, timeoutMs);
         const done = (): void => {
           clearTimeout(timer);
