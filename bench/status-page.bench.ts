@@ -33,8 +33,8 @@ async function startAgent(name: string, claimCode: string, local: Record<string,
       local,
     }),
   );
-  const ready = local.enabled === false ? /"msg":"agent started"/ : /"msg":"status page listening".*"port":(\d+)/;
-  const { child, match } = await spawnUntil(process.execPath, [join(ROOT, 'agent/dist/cli.js'), 'run', '--config', file], ready, { VIGIL_LOG_LEVEL: 'info' });
+  const ready = local.enabled === false ? /"msg":"agent started"/ : /"port":(\d+),"msg":"status page listening"/;
+  const { child, match } = await spawnUntil(process.execPath, [join(ROOT, 'agent/dist/cli.js'), 'run', '--config', file], ready, { VIGIL_LOG_LEVEL: 'info' }, 60_000);
   const rssMb = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]) / 1024;
   return { child, dataDir, port: match[1] ? Number(match[1]) : 0, rssMb };
 }
