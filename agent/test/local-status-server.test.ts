@@ -4,7 +4,6 @@
 import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import type { DeviceInfo } from '@vigil/protocol';
@@ -19,6 +18,7 @@ import { LocalStatusServer } from '../src/local/status-server.js';
 import { StatusReader, type AuthView, type ClaimView, type StatusView } from '../src/local/status-view.js';
 import { Thumbnails, THUMBNAIL_WIDTH_PX } from '../src/local/thumbnails.js';
 import { makeJpeg } from '../../test/helpers/jpeg.js';
+import { freePort } from '../../test/helpers/ports.js';
 
 const PIN = '48213957';
 
@@ -217,15 +217,6 @@ t.test('a refused claim shows the advice for its code', async (t) => {
   t.match(valid.body, /<h1>Kitchen<\/h1>/, "the cloud's name for the device");
   t.match(valid.body, /accepted: device &#34;Kitchen&#34; at site &#34;Main St&#34;/);
 });
-
-/** A loopback port nothing listens on. */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 t.test('start() listens until stopped, and a taken port is retried, never a crash', async (t) => {
   const { status, thumbnails, auth, clock } = await setup(t);

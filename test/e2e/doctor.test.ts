@@ -4,7 +4,6 @@
 // check still reported.
 import t, { type Test } from 'tap';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { startTestCloud } from '../helpers/cloud.js';
@@ -12,6 +11,7 @@ import { startRtspCamera, startSilentCamera } from '../helpers/rtsp-camera.js';
 import { startAgentProcess, writeAgentConfig, type AgentProcess } from '../helpers/agent-process.js';
 import { tmpDir, type Teardown } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
+import { freePort } from '../helpers/ports.js';
 
 interface Finding {
   check: string;
@@ -27,15 +27,6 @@ interface Report {
 }
 
 const CHECKS = ['cameras', 'frame', 'cloud', 'token', 'card', 'clock', 'queue', 'dead_letters', 'firmware', 'update', 'disk'];
-
-/** A loopback port nothing listens on (bound, then closed). */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** A device's data dir and config: firmware release file, slot, an NTP tool that says synced. */
 function deviceConfig(dataDir: string, config: Record<string, unknown>): string {
@@ -142,7 +133,7 @@ t.test('a dead camera and a hung one: exit 1, each FAIL with its reason, the res
   const cloud = await startTestCloud(t);
   const camera = await startRtspCamera(t, { mounts: ['/cam1'] });
   const silent = await startSilentCamera(t);
-  const deadPort = await closedPort();
+  const deadPort = await freePort();
   const dataDir = await tmpDir(t);
   const framesDir = join(dataDir, 'frames');
   const config = deviceConfig(dataDir, {
@@ -207,7 +198,7 @@ t.test('Ctrl-C: running captures are killed and what was found is still printed'
   const silent = await startSilentCamera(t);
   const dataDir = await tmpDir(t);
   const config = deviceConfig(dataDir, {
-    cloudUrl: `http://127.0.0.1:${await closedPort()}`,
+    cloudUrl: `http://127.0.0.1:${await freePort()}`,
     rtspTimeoutMs: 120_000,
     cameras: [{ id: 'hung', url: silent.url(), captureTimeoutMs: 120_000 }],
   });

@@ -5,7 +5,6 @@
 // claim form, through which the device is then claimed. Five wrong PINs lock the form.
 import t, { type Test } from 'tap';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -14,19 +13,11 @@ import { startRtspCamera, startSilentCamera } from '../helpers/rtsp-camera.js';
 import { startAgentProcess, writeAgentConfig } from '../helpers/agent-process.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
+import { freePort } from '../helpers/ports.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 /** As the machine's notes prescribe: nothing may reach beyond loopback. */
 const CHROMIUM_ARGS = ['--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-/** A loopback port nothing listens on (bound, then closed). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** A POST of a form, as the browser sends it, without following the redirect. */
 async function post(url: string, fields: Record<string, string>, cookie?: string): Promise<Response> {
