@@ -35,15 +35,12 @@ import { Updater } from './update/updater.js';
 import { AGENT_VERSION } from './version.js';
 import { SetupPin } from './local/setup-pin.js';
 import { MdnsService, mdnsHostname } from './local/mdns.js';
-import { findLed, lightState, StatusLight } from './health/status-light.js';
+import { findLed, lightState, runStatusLight } from './health/status-light.js';
 import { LocalStatusServer } from './local/status-server.js';
 import { StatusReader } from './local/status-view.js';
 import { Thumbnails } from './local/thumbnails.js';
 import { readCardSettings, type CardSettings } from './provision/card-settings.js';
 import { runCommand } from './lib/run-command.js';
-
-/** How often the status light is brought up to date (it only writes on a change). */
-export const STATUS_LIGHT_INTERVAL_MS = 2_000;
 
 /** The card's erase (a FAT partition mounted, rewritten, synced, unmounted) gets this long. */
 export const CARD_ERASE_TIMEOUT_MS = 60_000;
@@ -425,7 +422,9 @@ export class Agent {
     // longer fed and resets: the safe way to fail.
     const feederStop = new AbortController();
     const feeding = this.watchdog?.start(feederStop.signal).catch((err: unknown) => this.log.error({ err }, 'watchdog feeder crashed; the board will reset'));
-    const lightTimer = this.startStatusLight();
+    // The board's activity LED shows the agent's state (health/status-light.ts)
+    const led = findLed(this.config.statusLight.led);
+    const light = led === undefined ? undefined : runStatusLight(led, this.log.child({ part: 'light' }), () => lightState({ tokenValid: this.auth.state === 'valid', report: this.health?.latest() ?? null }));
     try {
       await tree.root.start(stop);
     } catch (err) {
@@ -435,7 +434,7 @@ export class Agent {
       this.escalation.recordAgentRestart(reason);
       this.restartAgent(reason);
     } finally {
-      lightTimer?.stop();
+      light?.stop();
       feederStop.abort();
       await feeding;
       clearTimeout(this.#restartDeadline);
@@ -446,22 +445,6 @@ export class Agent {
     this.runState.markPlannedStop(this.#plannedReboot);
     this.log.info('agent stopped');
     return { code: 0, reason: null };
-  }
-
-  /** The board's activity LED shows the agent's state (health/status-light.ts), checked every few seconds. */
-  private startStatusLight(): { stop(): void } | undefined {
-    const led = findLed(this.config.statusLight.led);
-    if (led === undefined) return undefined;
-    const light = new StatusLight(led, this.log.child({ part: 'light' }));
-    const show = () => light.show(lightState({ tokenValid: this.auth.state === 'valid', report: this.health?.latest() ?? null }));
-    show();
-    const timer = setInterval(show, STATUS_LIGHT_INTERVAL_MS);
-    return {
-      stop: () => {
-        clearInterval(timer);
-        light.close();
-      },
-    };
   }
 
   /** Where a technician reaches the status page, with its PIN, for the dashboard; null while it is not listening. */

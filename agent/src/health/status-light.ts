@@ -58,6 +58,23 @@ export function findLed(configured: string | undefined, candidates = DEFAULT_LED
   return candidates.find((d) => existsSync(join(d, 'trigger')));
 }
 
+/** How often the light is brought up to date (it only writes on a change). */
+export const STATUS_LIGHT_INTERVAL_MS = 2_000;
+
+/** Keeps the LED showing `state()` until stopped; stopping gives the LED back its trigger from before. */
+export function runStatusLight(dir: string, log: Logger, state: () => LightState): { stop(): void } {
+  const light = new StatusLight(dir, log);
+  const show = () => light.show(state());
+  show();
+  const timer = setInterval(show, STATUS_LIGHT_INTERVAL_MS);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      light.close();
+    },
+  };
+}
+
 /**
  * Shows a state on the LED. Writes only on a change; a write that fails (no such LED, no
  * permission) is logged once and the light is left alone from then on: it is a convenience,
