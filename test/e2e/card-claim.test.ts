@@ -5,7 +5,7 @@
 // right after the claim, and the refusals (used, expired, another site) with the retry.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startTestCloud, type TestCloud } from '../helpers/cloud.js';
@@ -73,6 +73,19 @@ const start = (t: Teardown, config: string, card: Card): AgentProcess => startAg
 const LOG_WAIT_MS = 90_000;
 const isMsg = (msg: string) => (l: AgentLogLine) => l.msg === msg;
 
+/** Whether a vigil-card process for this card still runs (its environment names the card's folder). */
+function cardCommandRunning(card: Card): boolean {
+  const mark = `VIGIL_CARD_DIR=${card.env.VIGIL_CARD_DIR}\0`;
+  return readdirSync('/proc').some((pid) => {
+    if (!/^\d+$/.test(pid)) return false;
+    try {
+      return readFileSync(`/proc/${pid}/environ`, 'latin1').includes(mark);
+    } catch {
+      return false;
+    }
+  });
+}
+
 async function devices(cloud: TestCloud): Promise<{ id: string; site: string; hardwareId: string; claimedAt: number }[]> {
   return (await cloud.admin<{ id: string; site: string; hardwareId: string; claimedAt: number }[]>('GET', '/admin/v1/devices')).body;
 }
@@ -131,7 +144,10 @@ t.test('a power cut right after the claim: the token survives; a code left on th
 
   const first = start(t, config, card);
   await first.waitForLog(isMsg('device claimed'), LOG_WAIT_MS);
+  t.ok(cardCommandRunning(card), 'the card\'s processes are found by their environment (the agent itself, here)');
   await first.kill();
+  // A SIGKILL spares the agent's children (a power cut would not): let an erase it had started end
+  await waitFor(() => !cardCommandRunning(card), 30_000, 'the killed agent\'s vigil-card to end');
   const [claimedDevice] = await devices(cloud);
   // Whether or not the erase ran before the cut, put the code back: the erase never happened
   card.write(lines);
