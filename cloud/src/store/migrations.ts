@@ -210,4 +210,128 @@ export const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (deployment_id, device_id)
    );
    CREATE INDEX firmware_rollout_device ON firmware_rollout (device_id);`,
+  // 5: analysis, events, people (issue 8).
+  // users/sessions: dashboard logins (passwords as scrypt strings; sessions by token hash).
+  // analysis_settings: per-site and per-camera overrides of the analysis and alert defaults
+  // (JSON, checked by the route that writes it). jobs: the durable work queue; a 'frame' job
+  // is enqueued in the transaction that records a compressed frame, a 'batch' job when a
+  // camera's batch closes; a running job whose lease ran out is taken again, so a restart
+  // loses no work. analysis_cameras: each camera's dedupe reference (its last analysed frame)
+  // and counters. analysis_frames: what intake decided for each frame. analysis_batches: one
+  // camera's changed frames analysed together. events: one per analysed batch (batch_id
+  // unique, so a batch re-run after a crash cannot make a second). stream: everything the
+  // live stream sends, numbered in commit order; Last-Event-ID replays from here.
+  // alerts gain a level, acknowledgement, and the bookkeeping of scene incidents.
+  `CREATE TABLE users (
+     id            TEXT    PRIMARY KEY,
+     name          TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+     password_hash TEXT    NOT NULL,
+     role          TEXT    NOT NULL CHECK (role IN ('admin')),
+     created_at    INTEGER NOT NULL,
+     disabled_at   INTEGER,
+     failed_logins INTEGER NOT NULL DEFAULT 0,
+     locked_until  INTEGER
+   );
+   CREATE TABLE sessions (
+     token_hash   TEXT    PRIMARY KEY,
+     user_id      TEXT    NOT NULL REFERENCES users (id),
+     created_at   INTEGER NOT NULL,
+     expires_at   INTEGER NOT NULL,
+     last_seen_at INTEGER NOT NULL
+   );
+   CREATE INDEX sessions_user ON sessions (user_id);
+   CREATE TABLE analysis_settings (
+     scope      TEXT    NOT NULL CHECK (scope IN ('site', 'camera')),
+     scope_id   TEXT    NOT NULL,
+     settings   TEXT    NOT NULL,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (scope, scope_id)
+   );
+   CREATE TABLE jobs (
+     id          INTEGER PRIMARY KEY AUTOINCREMENT,
+     kind        TEXT    NOT NULL CHECK (kind IN ('frame', 'batch')),
+     ref         TEXT    NOT NULL,
+     state       TEXT    NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed')),
+     attempts    INTEGER NOT NULL DEFAULT 0,
+     run_at      INTEGER NOT NULL,
+     lease_until INTEGER,
+     last_error  TEXT,
+     created_at  INTEGER NOT NULL,
+     updated_at  INTEGER NOT NULL,
+     UNIQUE (kind, ref)
+   );
+   CREATE INDEX jobs_due ON jobs (kind, run_at) WHERE state IN ('pending', 'running');
+   CREATE TABLE analysis_cameras (
+     camera_id        TEXT    PRIMARY KEY REFERENCES cameras (id),
+     ref_frame_id     TEXT    REFERENCES frames (id),
+     ref_dhash        TEXT,
+     ref_captured_at  INTEGER,
+     open_batch_id    TEXT,
+     frames_seen      INTEGER NOT NULL DEFAULT 0,
+     frames_skipped   INTEGER NOT NULL DEFAULT 0,
+     frames_invalid   INTEGER NOT NULL DEFAULT 0,
+     frames_batched   INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE TABLE analysis_batches (
+     id                TEXT    PRIMARY KEY,
+     camera_id         TEXT    NOT NULL REFERENCES cameras (id),
+     device_id         TEXT    NOT NULL REFERENCES devices (id),
+     state             TEXT    NOT NULL CHECK (state IN ('open', 'ready', 'done')),
+     first_captured_at INTEGER NOT NULL,
+     last_captured_at  INTEGER NOT NULL,
+     frame_count       INTEGER NOT NULL,
+     opened_at         INTEGER NOT NULL,
+     last_added_at     INTEGER NOT NULL,
+     close_reason      TEXT,
+     outcome           TEXT,
+     done_at           INTEGER
+   );
+   CREATE INDEX analysis_batches_camera ON analysis_batches (camera_id, state);
+   CREATE TABLE analysis_frames (
+     frame_id    TEXT    PRIMARY KEY REFERENCES frames (id),
+     camera_id   TEXT    NOT NULL REFERENCES cameras (id),
+     captured_at INTEGER NOT NULL,
+     state       TEXT    NOT NULL CHECK (state IN ('invalid', 'duplicate', 'batched')),
+     distance    INTEGER,
+     reason      TEXT,
+     batch_id    TEXT    REFERENCES analysis_batches (id),
+     detections  TEXT,
+     created_at  INTEGER NOT NULL
+   );
+   CREATE INDEX analysis_frames_batch ON analysis_frames (batch_id);
+   CREATE INDEX analysis_frames_camera ON analysis_frames (camera_id, captured_at);
+   CREATE TABLE events (
+     id           TEXT    PRIMARY KEY,
+     batch_id     TEXT    NOT NULL UNIQUE REFERENCES analysis_batches (id),
+     camera_id    TEXT    NOT NULL REFERENCES cameras (id),
+     device_id    TEXT    NOT NULL REFERENCES devices (id),
+     started_at   INTEGER NOT NULL,
+     ended_at     INTEGER NOT NULL,
+     risk_score   INTEGER NOT NULL,
+     level        TEXT    NOT NULL CHECK (level IN ('low', 'medium', 'high', 'critical')),
+     summary      TEXT    NOT NULL,
+     reasoning    TEXT    NOT NULL,
+     observations TEXT    NOT NULL,
+     detections   TEXT    NOT NULL,
+     source       TEXT    NOT NULL CHECK (source IN ('vision', 'detector')),
+     model        TEXT,
+     off_spec     TEXT,
+     analysis_error TEXT,
+     alert_id     TEXT    REFERENCES alerts (id),
+     created_at   INTEGER NOT NULL
+   );
+   CREATE INDEX events_camera ON events (camera_id, started_at DESC);
+   CREATE INDEX events_created ON events (created_at DESC);
+   CREATE TABLE stream (
+     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+     type       TEXT    NOT NULL,
+     payload    TEXT    NOT NULL,
+     created_at INTEGER NOT NULL
+   );
+   ALTER TABLE alerts ADD COLUMN level TEXT NOT NULL DEFAULT 'high' CHECK (level IN ('low', 'medium', 'high', 'critical'));
+   ALTER TABLE alerts ADD COLUMN acknowledged_at INTEGER;
+   ALTER TABLE alerts ADD COLUMN acknowledged_by TEXT;
+   ALTER TABLE alerts ADD COLUMN last_event_at INTEGER;
+   ALTER TABLE alerts ADD COLUMN event_count INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE alerts ADD COLUMN last_notified_at INTEGER;`,
 ];

@@ -10,6 +10,8 @@ import { SqliteAlertStore } from './sqlite-alert-store.js';
 import { SqliteFirmwareStore } from './sqlite-firmware-store.js';
 import { SqliteFleetStore } from './sqlite-fleet-store.js';
 import { SqliteInventoryStore } from './sqlite-inventory-store.js';
+import { SqliteUserStore } from './sqlite-user-store.js';
+import type { UserStore } from './user-types.js';
 import { DEVICE_COLUMNS, INVENTORY_COLUMNS, toCamera, toDevice, toFrame, toInventory, toSite, toUpload, type Row } from './sqlite-rows.js';
 import type {
   CameraRecord,
@@ -48,6 +50,7 @@ export class SqliteStore implements CloudStore {
   readonly alerts: AlertStore;
   readonly inventory: InventoryStore;
   readonly firmware: FirmwareStore;
+  readonly users: UserStore;
 
   constructor(path: string) {
     mkdirSync(dirname(path), { recursive: true });
@@ -64,6 +67,7 @@ export class SqliteStore implements CloudStore {
     this.alerts = new SqliteAlertStore(this.#db);
     this.inventory = new SqliteInventoryStore(this.#db);
     this.firmware = new SqliteFirmwareStore(this.#db);
+    this.users = new SqliteUserStore(this.#db);
   }
 
   async createClaimCode(i: { siteName: string; newSiteId: string; codeHash: string; expiresAt: number; now: number }): Promise<SiteRecord> {

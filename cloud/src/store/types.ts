@@ -3,6 +3,7 @@ import type { AlertStore } from './alert-types.js';
 import type { FirmwareStore } from './firmware-types.js';
 import type { FleetStore } from './fleet-types.js';
 import type { CameraInventory, InventoryStore } from './inventory-types.js';
+import type { UserStore } from './user-types.js';
 
 // The cloud's persistence, as async methods so a PostgreSQL implementation can replace the
 // embedded SQLite one without touching the routes. Times are Unix epoch milliseconds.
@@ -111,6 +112,8 @@ export interface CloudStore {
   readonly inventory: InventoryStore;
   /** Firmware releases, deployments and rollouts (firmware-types.ts). */
   readonly firmware: FirmwareStore;
+  /** Dashboard users and their sessions (user-types.ts). */
+  readonly users: UserStore;
 
   /** Finds the site by name or creates it, and records a claim code (by hash) for it. */
   createClaimCode(input: { siteName: string; newSiteId: string; codeHash: string; expiresAt: number; now: number }): Promise<SiteRecord>;
