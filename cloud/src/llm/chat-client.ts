@@ -1,11 +1,17 @@
 import { Agent, request } from 'undici';
+import { parseRetryAfter } from '../lib/backoff.js';
 
 // A small client for OpenAI-compatible chat completions (OpenAI, Ollama, vLLM, llama.cpp
-// server): POST <baseUrl>/chat/completions. Used by fleet triage now and by the vision model
-// later, hence image parts in messages. Every failure is a ChatError with a stable code and
-// a retryable flag (chat-client.test.ts pins them); the caller decides whether to retry.
+// server): POST <baseUrl>/chat/completions. Used by fleet triage and by the vision analyser,
+// hence image parts in messages and JSON-schema answers. Every failure is a ChatError with a
+// stable code and a retryable flag (chat-client.test.ts pins them); the caller decides whether
+// to retry. Two timeouts: a short one for the connection (a dead host is known in seconds) and
+// a long one for the answer (a vision model on a small GPU may think for a minute).
 
-const CONNECT_TIMEOUT_MS = 10_000;
+/** No TCP (and TLS) connection within this: LLM_UNREACHABLE. */
+export const CHAT_CONNECT_TIMEOUT_MS = 10_000;
+/** No complete answer (headers and body) within this after the call began: LLM_TIMEOUT. */
+export const CHAT_READ_TIMEOUT_MS = 120_000;
 /** Error bodies are read only this far, for the message. */
 const MAX_ERROR_BODY = 4 * 1024;
 /** A response larger than this is not a chat answer we want. */
@@ -66,8 +72,13 @@ export interface ChatRequest {
   messages: ChatMessage[];
   maxTokens?: number;
   temperature?: number;
-  /** Ask for a JSON object answer (response_format), where the server supports it. */
+  /** Ask for a JSON object answer (response_format json_object), where the server supports it. */
   json?: boolean;
+  /**
+   * Ask for an answer that follows this JSON schema (response_format json_schema; OpenAI,
+   * vLLM, llama.cpp server and Ollama honour it). Wins over `json`.
+   */
+  jsonSchema?: { name: string; schema: Record<string, unknown>; strict?: boolean };
   signal?: AbortSignal;
 }
 
@@ -85,17 +96,25 @@ export interface ChatClientOptions {
   model: string;
   /** Sent as a bearer token when set. Never logged. */
   apiKey?: string | undefined;
-  timeoutMs: number;
+  /** The read timeout: the whole answer, headers and body, within this (CHAT_READ_TIMEOUT_MS). */
+  timeoutMs?: number | undefined;
+  /** The connection within this (CHAT_CONNECT_TIMEOUT_MS). */
+  connectTimeoutMs?: number | undefined;
 }
 
 export class ChatClient {
-  readonly #agent = new Agent({ connect: { timeout: CONNECT_TIMEOUT_MS }, keepAliveTimeout: 30_000 });
+  readonly #agent: Agent;
   readonly #url: string;
   readonly #o: ChatClientOptions;
+  readonly #timeoutMs: number;
+  readonly #connectTimeoutMs: number;
 
   constructor(o: ChatClientOptions) {
     this.#o = o;
     this.#url = `${o.baseUrl.replace(/\/+$/, '')}/chat/completions`;
+    this.#timeoutMs = o.timeoutMs ?? CHAT_READ_TIMEOUT_MS;
+    this.#connectTimeoutMs = o.connectTimeoutMs ?? CHAT_CONNECT_TIMEOUT_MS;
+    this.#agent = new Agent({ connect: { timeout: this.#connectTimeoutMs }, keepAliveTimeout: 30_000 });
   }
 
   get model(): string {
@@ -103,14 +122,15 @@ export class ChatClient {
   }
 
   async complete(req: ChatRequest): Promise<ChatResult> {
-    const timeout = AbortSignal.timeout(this.#o.timeoutMs);
+    const timeoutMs = this.#timeoutMs;
+    const timeout = AbortSignal.timeout(timeoutMs);
     const signals = req.signal ? [req.signal, timeout] : [timeout];
     const body = JSON.stringify({
       model: this.#o.model,
       messages: req.messages,
       ...(req.maxTokens === undefined ? {} : { max_tokens: req.maxTokens }),
       ...(req.temperature === undefined ? {} : { temperature: req.temperature }),
-      ...(req.json ? { response_format: { type: 'json_object' } } : {}),
+      ...responseFormat(req),
     });
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
     if (this.#o.apiKey) headers.authorization = `Bearer ${this.#o.apiKey}`;
@@ -123,8 +143,8 @@ export class ChatClient {
         method: 'POST',
         dispatcher: this.#agent,
         signal: AbortSignal.any(signals),
-        headersTimeout: this.#o.timeoutMs,
-        bodyTimeout: this.#o.timeoutMs,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
         headers,
         body,
       });
@@ -135,15 +155,18 @@ export class ChatClient {
       if (err instanceof ChatError) throw err;
       if (req.signal?.aborted) throw new ChatError('LLM_ABORTED', 'the call was aborted', { cause: err });
       const e = err as { code?: string; name?: string; message?: string };
+      if (e.code === 'UND_ERR_CONNECT_TIMEOUT') {
+        throw new ChatError('LLM_UNREACHABLE', `no connection to the model server within ${this.#connectTimeoutMs} ms`, { cause: err });
+      }
       if (timeout.aborted || /TIMEOUT/.test(e.code ?? '')) {
-        throw new ChatError('LLM_TIMEOUT', `no answer from the model within ${this.#o.timeoutMs} ms`, { cause: err });
+        throw new ChatError('LLM_TIMEOUT', `no answer from the model within ${timeoutMs} ms`, { cause: err });
       }
       throw new ChatError('LLM_UNREACHABLE', `${e.code ?? e.name ?? 'error'}: ${e.message ?? String(err)}`, { cause: err });
     }
 
     if (status < 200 || status >= 300) {
       const code = classifyChatStatus(status);
-      const retryAfterMs = parseRetryAfterSeconds(retryAfter);
+      const retryAfterMs = parseRetryAfter(retryAfter, Date.now());
       throw new ChatError(code, `HTTP ${status}: ${errorMessage(text)}`, { status, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) });
     }
     return parseCompletion(text);
@@ -152,6 +175,14 @@ export class ChatClient {
   async close(): Promise<void> {
     await this.#agent.close();
   }
+}
+
+function responseFormat(req: ChatRequest): { response_format?: unknown } {
+  if (req.jsonSchema) {
+    const { name, schema, strict = true } = req.jsonSchema;
+    return { response_format: { type: 'json_schema', json_schema: { name, schema, strict } } };
+  }
+  return req.json ? { response_format: { type: 'json_object' } } : {};
 }
 
 async function readLimited(body: AsyncIterable<Buffer>, limit: number): Promise<string> {
@@ -177,11 +208,14 @@ function parseCompletion(text: string): ChatResult {
   }
   const j = json as {
     model?: unknown;
-    choices?: { message?: { content?: unknown }; finish_reason?: unknown }[];
+    choices?: { message?: { content?: unknown; refusal?: unknown }; finish_reason?: unknown }[];
     usage?: { prompt_tokens?: unknown; completion_tokens?: unknown };
   };
   const choice = Array.isArray(j.choices) ? j.choices[0] : undefined;
   const content = choice?.message?.content;
+  const refusal = choice?.message?.refusal;
+  // OpenAI's structured outputs answer a refusal in its own field, with no content.
+  if (typeof content !== 'string' && typeof refusal === 'string') throw new ChatError('LLM_BAD_RESPONSE', `the model refused: ${refusal.slice(0, 200)}`);
   if (typeof content !== 'string') throw new ChatError('LLM_BAD_RESPONSE', 'the response has no choices[0].message.content');
   const u = j.usage;
   return {
@@ -207,7 +241,3 @@ function errorMessage(text: string): string {
   return text.slice(0, 200) || '(empty body)';
 }
 
-function parseRetryAfterSeconds(v: string | string[] | undefined): number | undefined {
-  const s = (Array.isArray(v) ? v[0] : v)?.trim();
-  return s && /^\d+$/.test(s) ? Number(s) * 1000 : undefined;
-}
