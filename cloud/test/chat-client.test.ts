@@ -1,6 +1,8 @@
 import t from 'tap';
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { ChatClient, ChatError } from '../src/llm/chat-client.js';
+import { createInterface } from 'node:readline';
+import { CHAT_CONNECT_TIMEOUT_MS, CHAT_READ_TIMEOUT_MS, ChatClient, ChatError } from '../src/llm/chat-client.js';
 import { OpenAiTestDouble } from './doubles/openai-double.js';
 
 // The OpenAI-compatible client against a loopback test double: what it sends, and the code of
@@ -87,3 +89,77 @@ t.test('nothing listening → LLM_UNREACHABLE', async (t) => {
   t.teardown(() => client.close());
   await t.rejects(client.complete({ messages: [{ role: 'user', content: 'x' }] }), { code: 'LLM_UNREACHABLE', retryable: true });
 });
+
+t.test('json_schema response_format; json_object and none', async (t) => {
+  const model = await OpenAiTestDouble.start(t);
+  model.fallback = { content: '{}' };
+  const client = new ChatClient({ baseUrl: model.baseUrl, model: 'm', timeoutMs: 2_000 });
+  t.teardown(() => client.close());
+  const schema = { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'], additionalProperties: false };
+  await client.complete({ messages: [{ role: 'user', content: 'x' }], jsonSchema: { name: 'thing', schema }, json: true });
+  t.same(model.requests[0]!.body.response_format, { type: 'json_schema', json_schema: { name: 'thing', schema, strict: true } }, 'the schema wins over json');
+  await client.complete({ messages: [{ role: 'user', content: 'x' }], jsonSchema: { name: 'thing', schema, strict: false } });
+  t.equal(model.requests[1]!.body.response_format.json_schema.strict, false);
+  await client.complete({ messages: [{ role: 'user', content: 'x' }] });
+  t.notOk('response_format' in model.requests[2]!.body, 'nothing asked, nothing sent (servers that reject the field)');
+});
+
+t.test('timeouts: the defaults; a hang and a stalled body end at the read timeout', async (t) => {
+  t.equal(CHAT_CONNECT_TIMEOUT_MS, 10_000);
+  t.equal(CHAT_READ_TIMEOUT_MS, 120_000);
+  const model = await OpenAiTestDouble.start(t);
+  const client = new ChatClient({ baseUrl: model.baseUrl, model: 'm', timeoutMs: 300 });
+  t.teardown(() => client.close());
+  for (const answer of [{ hang: true as const }, { stallBody: true as const }]) {
+    model.script.push(answer);
+    const started = Date.now();
+    await t.rejects(client.complete({ messages: [{ role: 'user', content: 'x' }] }), { code: 'LLM_TIMEOUT', retryable: true, message: /300 ms/ }, Object.keys(answer)[0]);
+    const took = Date.now() - started;
+    t.ok(took >= 280 && took < 2_000, `${Object.keys(answer)[0]}: ended after ${took} ms`);
+  }
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal(model.inFlight, 0, 'the client let go of both calls');
+});
+
+t.test('a connection reset mid-call → LLM_UNREACHABLE; a refusal → LLM_BAD_RESPONSE; Retry-After as a date', async (t) => {
+  const model = await OpenAiTestDouble.start(t);
+  const client = new ChatClient({ baseUrl: model.baseUrl, model: 'm', timeoutMs: 2_000 });
+  t.teardown(() => client.close());
+  model.script.push({ reset: true });
+  await t.rejects(client.complete({ messages: [{ role: 'user', content: 'x' }] }), { code: 'LLM_UNREACHABLE', retryable: true });
+  model.script.push({ status: 200, body: JSON.stringify({ model: 'm', choices: [{ message: { content: null, refusal: 'I cannot help with that.' } }] }) });
+  await t.rejects(client.complete({ messages: [{ role: 'user', content: 'x' }] }), { code: 'LLM_BAD_RESPONSE', message: /refused: I cannot help/ });
+  model.script.push({ status: 429, body: '{}', headers: { 'retry-after': new Date(Date.now() + 20_000).toUTCString() } });
+  const err = (await client.complete({ messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e)) as ChatError;
+  t.equal(err.code, 'LLM_RATE_LIMITED');
+  t.ok(err.retryAfterMs! > 15_000 && err.retryAfterMs! <= 20_000, `HTTP-date Retry-After read as ${err.retryAfterMs} ms`);
+});
+
+t.test('no connection within the connect timeout → LLM_UNREACHABLE, long before the read timeout', async (t) => {
+  // A listener whose accept queue is full (Python: listen(0), filled, never accept()): the
+  // kernel drops further SYNs, so a connect neither succeeds nor fails: it hangs, as to a
+  // host that has gone away.
+  const py = spawn('python3', ['-c', BLACKHOLE_PY], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => void py.kill());
+  const port = Number(await new Promise<string>((resolve) => createInterface({ input: py.stdout! }).once('line', resolve)));
+  const client = new ChatClient({ baseUrl: `http://127.0.0.1:${port}/v1`, model: 'm', timeoutMs: 20_000, connectTimeoutMs: 300 });
+  t.teardown(() => client.close());
+  const started = Date.now();
+  await t.rejects(client.complete({ messages: [{ role: 'user', content: 'x' }] }), { code: 'LLM_UNREACHABLE', retryable: true, message: /no connection .* within 300 ms/ });
+  const took = Date.now() - started;
+  t.ok(took < 5_000, `gave up after ${took} ms`);
+});
+
+const BLACKHOLE_PY = `
+import socket, sys
+s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)
+port = s.getsockname()[1]
+fill = []
+for _ in range(4):
+    c = socket.socket(); c.setblocking(False)
+    try: c.connect(('127.0.0.1', port))
+    except BlockingIOError: pass
+    fill.append(c)
+print(port, flush=True)
+sys.stdin.read()
+`;
