@@ -2,9 +2,11 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { issueClaimCode } from './claim-codes.js';
 import { CONFIG_FLAGS, loadConfig, type CloudConfig } from './config.js';
-import { ConfigError } from './errors.js';
+import { CloudError, ConfigError } from './errors.js';
 import { DB_FILE, startCloud } from './main.js';
 import { SqliteStore } from './store/sqlite-store.js';
+import { readNewPassword, type PasswordInput } from './users/password-input.js';
+import { addUser, checkUserName, describeUser, disableUser, requireUser, setUserPassword } from './users/user-admin.js';
 
 const USAGE = `vigil-cloud — the Vigil ingest service (embedded SQLite + object folder)
 
@@ -13,6 +15,13 @@ usage:
   vigil-cloud claim-code --site NAME [--ttl 24h]
                                             print a one-time claim code for a site
   vigil-cloud revoke --device ID            revoke every token of a device
+  vigil-cloud user add NAME                 a dashboard user (password: see below)
+  vigil-cloud user passwd NAME              a new password (also enables the user again)
+  vigil-cloud user disable NAME             no more logins; ends the user's sessions
+  vigil-cloud user list
+
+passwords are read from stdin (a prompt without echo at a terminal, else the first line)
+  or from VIGIL_USER_PASSWORD; at least 10 characters
 
 options (each also an env var, see config.ts):
   --host H (VIGIL_CLOUD_HOST)  --port N (VIGIL_CLOUD_PORT)  --data-dir D (VIGIL_CLOUD_DATA_DIR)
@@ -28,6 +37,10 @@ secrets come from the environment only: VIGIL_ADMIN_TOKEN, VIGIL_URL_SIGNING_KEY
 export interface CliIo {
   out: (line: string) => void;
   err: (line: string) => void;
+  /** Where `user add` and `user passwd` read the password (default: process.stdin). */
+  input?: PasswordInput;
+  /** Writes a prompt without a newline (default: process.stderr). */
+  prompt?: (text: string) => void;
 }
 
 const TTL_UNITS_S: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
@@ -76,9 +89,49 @@ export async function runCli(argv: string[], io: CliIo, env: NodeJS.ProcessEnv =
         return 0;
       });
     }
+    case 'user':
+      return userCommand(positionals.slice(1), config, io, env);
     default:
       throw new ConfigError(`unknown command "${command}"\n\n${USAGE}`);
   }
+}
+
+/** vigil-cloud user add|passwd|disable NAME, user list. */
+async function userCommand(args: string[], config: CloudConfig, io: CliIo, env: NodeJS.ProcessEnv): Promise<number> {
+  const [action, name, extra] = args;
+  const needsName = action === 'add' || action === 'passwd' || action === 'disable';
+  if (!needsName && action !== 'list') throw new ConfigError(`user: expected add, passwd, disable or list, not "${action ?? ''}"\n\n${USAGE}`);
+  if (needsName ? name === undefined || extra !== undefined : name !== undefined) {
+    throw new ConfigError(needsName ? `user ${action} needs exactly one NAME` : 'user list takes no NAME');
+  }
+  const password = () =>
+    readNewPassword({ env, input: io.input ?? process.stdin, prompt: io.prompt ?? ((text) => void process.stderr.write(text)) });
+  return withStore(config, async (store) => {
+    switch (action) {
+      case 'add': {
+        checkUserName(name!);
+        if (await store.users.findUser(name!)) throw new CloudError('USER_EXISTS', `a user "${name}" already exists`);
+        const user = await addUser(store.users, name!, await password(), Date.now());
+        io.out(`added user ${user.name}`);
+        return 0;
+      }
+      case 'passwd':
+        await requireUser(store.users, name!);
+        await setUserPassword(store.users, name!, await password(), Date.now());
+        io.out(`changed the password of ${name}; their sessions have ended`);
+        return 0;
+      case 'disable':
+        await disableUser(store.users, name!, Date.now());
+        io.out(`disabled ${name}; their sessions have ended (user passwd enables them again)`);
+        return 0;
+      default: {
+        const users = await store.users.listUsers();
+        if (users.length === 0) io.err('no users yet: vigil-cloud user add NAME');
+        for (const u of users) io.out(describeUser(u, Date.now()));
+        return 0;
+      }
+    }
+  });
 }
 
 /** Commands that only touch the database work beside a running server (WAL, busy timeout). */

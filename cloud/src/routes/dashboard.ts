@@ -1,5 +1,5 @@
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { ADMIN_COOKIE, readCookie } from '../auth.js';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import { readCookie, requestUser, sameOriginOnly, sessionUser } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { issueClaimCode } from '../claim-codes.js';
 import { renderAlerts } from '../dashboard/alerts-page.js';
@@ -8,49 +8,83 @@ import { CloudError } from '../errors.js';
 import { renderCameras } from '../dashboard/cameras-page.js';
 import { renderDevices } from '../dashboard/devices-page.js';
 import { renderFirmware } from '../dashboard/firmware-page.js';
-import { LOGIN_FORM, page } from '../dashboard/layout.js';
+import { loginForm, page } from '../dashboard/layout.js';
 import { renderOverview } from '../dashboard/overview-page.js';
-import { safeEqual } from '../lib/ids.js';
-
-const COOKIE_MAX_AGE_S = 7 * 86_400;
+import { LoginLockedError, UserLogin } from '../users/user-login.js';
+import { endSession, SESSION_COOKIE, sessionCookie, startSession } from '../users/sessions.js';
 
 /**
  * A minimal server-rendered dashboard for people: the overview at /, devices at /devices,
  * cameras at /cameras, fleet alerts at /alerts, firmware releases and deployments at /firmware.
- * No build step, no script. Log in once with /?token=<admin token>: the token moves into an
- * HttpOnly cookie and out of the address bar.
+ * No build step, no script. People log in at /login with a user made by `vigil-cloud user add`;
+ * the session lives in an HttpOnly, SameSite=Strict cookie. Every other page needs it (or the
+ * admin token as a bearer, for scripts), and every POST must come from this site (auth.ts).
  */
 export const dashboardRoutes: FastifyPluginAsync<{ ctx: AppContext }> = async (app, { ctx }) => {
-  const secure = ctx.config.publicUrl?.startsWith('https:') ? '; Secure' : '';
-  const loggedIn = (req: FastifyRequest) => {
-    const cookie = readCookie(req, ADMIN_COOKIE);
-    return cookie !== undefined && safeEqual(cookie, ctx.adminToken);
-  };
+  const secure = ctx.config.publicUrl?.startsWith('https:') ?? false;
+  const logins = new UserLogin(ctx.store.users, ctx.now);
   const send = (reply: FastifyReply, html: string) => reply.type('text/html').header('cache-control', 'no-store').send(html);
-  const login = (reply: FastifyReply) => reply.type('text/html').send(page('Vigil', LOGIN_FORM, { nav: false }));
+  const loginPage = (reply: FastifyReply, o: Parameters<typeof loginForm>[0] = {}) => send(reply, page('Vigil — log in', loginForm(o), { nav: false }));
 
-  app.get<{ Querystring: { token?: string } }>('/', async (req, reply) => {
-    const given = req.query.token;
-    if (typeof given === 'string') {
-      if (!safeEqual(given, ctx.adminToken)) return reply.status(401).type('text/html').send(page('Vigil', '<p>Wrong token.</p>' + LOGIN_FORM, { nav: false }));
-      const cookie = `${ADMIN_COOKIE}=${encodeURIComponent(given)}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${COOKIE_MAX_AGE_S}${secure}`;
-      return reply.header('set-cookie', cookie).redirect('/', 303);
-    }
-    return loggedIn(req) ? send(reply, await renderOverview(ctx)) : login(reply);
-  });
-
-  app.get('/devices', async (req, reply) => (loggedIn(req) ? send(reply, await renderDevices(ctx)) : login(reply)));
-
+  if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null);
   // Forms post urlencoded bodies; URLSearchParams reads them (one small parser, this scope only).
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });
+
+  // Every route here: POSTs only from this site; pages only for a logged-in person (or the
+  // admin token). A page asked for without a login leads to the login, and back after it.
+  app.addHook('onRequest', sameOriginOnly(ctx));
+  app.addHook('onRequest', async (req, reply) => {
+    if (PUBLIC_PATHS.has(req.routeOptions.url ?? '')) return;
+    req.user = await requestUser(ctx, req);
+    if (req.user) return;
+    if (req.method === 'GET' || req.method === 'HEAD') return reply.redirect(`/login?next=${encodeURIComponent(req.url)}`, 303);
+    return loginPage(reply.status(401), { error: 'Your session has ended: log in again, then repeat what you did.' });
+  });
+
+  app.get<{ Querystring: { next?: string } }>('/login', async (req, reply) => {
+    const next = localPath(req.query.next);
+    if (await sessionUser(ctx, req)) return reply.redirect(next, 303);
+    return loginPage(reply, { next: next === '/' ? undefined : next });
+  });
+
+  app.post<{ Body: Record<string, string> | undefined }>('/login', async (req, reply) => {
+    const name = (req.body?.user ?? '').trim();
+    const next = localPath(req.body?.next);
+    const again = { user: name, next: next === '/' ? undefined : next };
+    try {
+      const user = await logins.login(name, req.body?.password ?? '');
+      const session = await startSession(ctx.store.users, user.id, ctx.now());
+      req.log.info({ user: user.name }, 'dashboard login');
+      const maxAgeS = Math.floor((session.expiresAt - ctx.now()) / 1000);
+      return reply.header('set-cookie', sessionCookie(session.token, maxAgeS, secure)).redirect(next, 303);
+    } catch (err) {
+      if (err instanceof LoginLockedError) {
+        req.log.warn({ user: name }, 'dashboard login refused: locked');
+        return loginPage(reply.status(429).header('retry-after', String(err.retryAfterS)), { ...again, error: err.message });
+      }
+      if (!(err instanceof CloudError) || err.code !== 'LOGIN_FAILED') throw err;
+      req.log.info({ user: name }, 'dashboard login refused: wrong user name or password');
+      return loginPage(reply.status(401), { ...again, error: 'Wrong user name or password.' });
+    }
+  });
+
+  app.post('/logout', async (req, reply) => {
+    const token = readCookie(req, SESSION_COOKIE);
+    if (token) await endSession(ctx.store.users, token);
+    return reply.header('set-cookie', sessionCookie('', 0, secure)).redirect('/login', 303);
+  });
+
+  app.get('/', async (_req, reply) => send(reply, await renderOverview(ctx)));
+
+  app.get('/devices', async (_req, reply) => send(reply, await renderDevices(ctx)));
+
   const siteNames = async () => (await ctx.store.listSites()).map((s) => s.name);
 
-  app.get('/devices/new', async (req, reply) => (loggedIn(req) ? send(reply, renderClaimForm({ sites: await siteNames() })) : login(reply)));
+  app.get('/devices/new', async (_req, reply) => send(reply, renderClaimForm({ sites: await siteNames() })));
 
   app.post<{ Body: Record<string, string> | undefined }>('/devices/new', async (req, reply) => {
-    if (!loggedIn(req)) return login(reply.status(401));
     const site = req.body?.site ?? '';
     try {
       const issued = await issueClaimCode(ctx.store, { site, ttlSeconds: Number(req.body?.ttl ?? ctx.config.claimCodeTtlS), now: ctx.now() });
@@ -64,22 +98,41 @@ export const dashboardRoutes: FastifyPluginAsync<{ ctx: AppContext }> = async (a
   });
 
   app.get<{ Params: { id: string } }>('/devices/:id/label', async (req, reply) => {
-    if (!loggedIn(req)) return login(reply);
     const fd = (await ctx.store.fleet.fleetDevices(req.params.id))[0];
     if (!fd) return reply.status(404).type('text/html').send(page('Vigil', '<p>No such device.</p>'));
     return send(reply, renderLabel(fd.device, fd.health?.local ?? null));
   });
 
   app.get<{ Querystring: { device?: string } }>('/cameras', async (req, reply) => {
-    return loggedIn(req) ? send(reply, await renderCameras(ctx, deviceParam(req.query.device))) : login(reply);
+    return send(reply, await renderCameras(ctx, deviceParam(req.query.device)));
   });
 
   app.get<{ Querystring: { device?: string } }>('/alerts', async (req, reply) => {
-    return loggedIn(req) ? send(reply, await renderAlerts(ctx, deviceParam(req.query.device))) : login(reply);
+    return send(reply, await renderAlerts(ctx, deviceParam(req.query.device)));
   });
 
-  app.get('/firmware', async (req, reply) => (loggedIn(req) ? send(reply, await renderFirmware(ctx)) : login(reply)));
+  app.get('/firmware', async (_req, reply) => send(reply, await renderFirmware(ctx)));
 };
+
+/** Routes anyone may reach: the login itself, and logging out (harmless without a session). */
+const PUBLIC_PATHS = new Set(['/login', '/logout']);
+
+/**
+ * Where to go after logging in: a path on this site, else /. Refuses what a browser would read
+ * as another site ("//evil", "/\\evil", "https://evil") and the login pages themselves.
+ */
+export function localPath(next: unknown): string {
+  if (typeof next !== 'string' || !next.startsWith('/') || next.startsWith('//') || next.includes('\\') || [...next].some((c) => c < ' ')) return '/';
+  const base = 'http://dashboard.invalid';
+  let url: URL;
+  try {
+    url = new URL(next, base);
+  } catch {
+    return '/';
+  }
+  if (url.origin !== base || PUBLIC_PATHS.has(url.pathname)) return '/';
+  return url.pathname + url.search;
+}
 
 /** ?device=: one device, or (absent or empty) all of them. */
 function deviceParam(v: unknown): string | undefined {

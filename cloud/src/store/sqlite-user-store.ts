@@ -51,8 +51,17 @@ export class SqliteUserStore implements UserStore {
     return (this.#s.users.all() as Row[]).map(toUser);
   }
 
-  async recordLoginFailure(userId: string, lockedUntil: number | null): Promise<void> {
-    this.#s.loginFailure.run(lockedUntil, userId);
+  async recordLoginFailure(userId: string, lockFor: (failures: number) => number | null): Promise<{ failures: number; lockedUntil: number | null }> {
+    const s = this.#s;
+    return this.#db
+      .transaction(() => {
+        const row = s.loginFailure.get(userId) as Row | undefined;
+        const failures = (row?.failed_logins as number | undefined) ?? 0;
+        const until = lockFor(failures);
+        if (until !== null) s.lock.run(until, userId);
+        return { failures, lockedUntil: until };
+      })
+      .immediate();
   }
 
   async recordLoginSuccess(userId: string): Promise<void> {
@@ -72,6 +81,10 @@ export class SqliteUserStore implements UserStore {
 
   async deleteSession(tokenHash: string): Promise<void> {
     this.#s.deleteSession.run(tokenHash);
+  }
+
+  async deleteExpiredSessions(now: number): Promise<void> {
+    this.#s.deleteExpired.run(now);
   }
 }
 
@@ -95,7 +108,8 @@ function prepare(db: Database.Database) {
     users: p('SELECT * FROM users ORDER BY name'),
     setPassword: p('UPDATE users SET password_hash = ?, disabled_at = NULL, failed_logins = 0, locked_until = NULL WHERE id = ?'),
     disable: p('UPDATE users SET disabled_at = ? WHERE id = ?'),
-    loginFailure: p('UPDATE users SET failed_logins = failed_logins + 1, locked_until = coalesce(?, locked_until) WHERE id = ?'),
+    loginFailure: p('UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ? RETURNING failed_logins'),
+    lock: p('UPDATE users SET locked_until = ? WHERE id = ?'),
     loginSuccess: p('UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?'),
     insertSession: p('INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?)'),
     sessionUser: p(
@@ -105,5 +119,6 @@ function prepare(db: Database.Database) {
     touchSession: p('UPDATE sessions SET last_seen_at = ? WHERE token_hash = ?'),
     deleteSession: p('DELETE FROM sessions WHERE token_hash = ?'),
     deleteSessionsOf: p('DELETE FROM sessions WHERE user_id = ?'),
+    deleteExpired: p('DELETE FROM sessions WHERE expires_at <= ?'),
   };
 }

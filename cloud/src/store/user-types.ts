@@ -28,11 +28,16 @@ export interface UserStore {
   disableUser(name: string, now: number): Promise<boolean>;
   findUser(name: string): Promise<UserWithPassword | null>;
   listUsers(): Promise<UserRecord[]>;
-  /** Counts a wrong password; `lockedUntil` set when this failure locks the user. */
-  recordLoginFailure(userId: string, lockedUntil: number | null): Promise<void>;
+  /**
+   * Counts a wrong password and, in the same transaction, sets the lock `lockFor` gives for the
+   * new count (null: no new lock), so parallel wrong guesses cannot each see a stale count.
+   */
+  recordLoginFailure(userId: string, lockFor: (failures: number) => number | null): Promise<{ failures: number; lockedUntil: number | null }>;
   recordLoginSuccess(userId: string): Promise<void>;
   createSession(s: { tokenHash: string; userId: string; createdAt: number; expiresAt: number }): Promise<void>;
   /** The enabled user of an unexpired session, or null. Notes when the session was last used. */
   sessionUser(tokenHash: string, now: number): Promise<UserRecord | null>;
   deleteSession(tokenHash: string): Promise<void>;
+  /** Forgets sessions that have expired (they already no longer count). */
+  deleteExpiredSessions(now: number): Promise<void>;
 }
