@@ -23,6 +23,7 @@ import { request } from 'undici';
 import type { CloudConfigInput } from '../src/config.js';
 import { systemSleep, type Sleep } from '../src/lib/clock.js';
 import { startCloud, type RunningCloud } from '../src/main.js';
+import { addUser } from '../src/users/user-admin.js';
 
 interface Tap {
   teardown(fn: () => unknown): void;
@@ -275,4 +276,22 @@ export async function listAlerts(cloud: RunningCloud, query = 'state=all'): Prom
   const res = await http(cloud.url, 'GET', `/admin/v1/alerts?${query}`, { token: cloud.adminToken });
   if (res.status !== 200) throw new Error(`alerts: ${res.status} ${res.raw.toString()}`);
   return res.body;
+}
+
+/** The dashboard user loginDashboard makes (once per cloud) and its password. */
+export const DASHBOARD_USER = 'admin';
+export const DASHBOARD_PASSWORD = 'correct horse battery';
+
+/**
+ * Logs in to the dashboard as DASHBOARD_USER (made on first use) through POST /login; returns
+ * the Cookie header value ("vigil_session=…") to send with the dashboard's requests.
+ */
+export async function loginDashboard(cloud: TestCloud, t?: { equal(found: unknown, wanted: unknown, msg?: string): unknown }): Promise<string> {
+  if (!(await cloud.store.users.findUser(DASHBOARD_USER))) await addUser(cloud.store.users, DASHBOARD_USER, DASHBOARD_PASSWORD, cloud.clock.now());
+  const body = new URLSearchParams({ user: DASHBOARD_USER, password: DASHBOARD_PASSWORD }).toString();
+  const res = await http(cloud.url, 'POST', '/login', { body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  t?.equal(res.status, 303, 'logged in to the dashboard');
+  const cookie = /^(vigil_session=[^;]+)/.exec(String(res.headers['set-cookie'] ?? ''))?.[1];
+  if (res.status !== 303 || !cookie) throw new Error(`dashboard login: ${res.status} ${res.raw.toString().slice(0, 200)}`);
+  return cookie;
 }
