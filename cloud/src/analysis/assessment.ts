@@ -92,8 +92,8 @@ export function readAssessment(raw: string): { assessment: SceneAssessment; prob
   }
   const strict = SceneAssessmentSchema.safeParse(value);
   if (strict.success) {
-    const a = { ...strict.data, summary: strict.data.summary.trim() };
-    return { assessment: reconcile(a.riskScore, a.level, a, problems), problems };
+    const { riskScore, level, summary, reasoning, observations } = strict.data;
+    return { assessment: reconcile(riskScore, level, { summary: summary.trim(), reasoning, observations }, problems), problems };
   }
   for (const issue of strict.error.issues) problems.push(`${issue.path.join('.') || 'answer'}: ${issue.message}`);
   return { assessment: salvageFields(value as Record<string, unknown>, problems), problems };
