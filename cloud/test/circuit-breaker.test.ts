@@ -63,7 +63,7 @@ t.test('a failed probe opens it again, for another 60 s', async (t) => {
   const probe = permit();
   advance(1_000);
   probe.failure();
-  t.same(breaker.status(), { state: 'open', consecutiveFailures: 1, openedAt: now(), nextProbeAt: now() + 60_000 }, 'the first probe's success had reset the count');
+  t.same(breaker.status(), { state: 'open', consecutiveFailures: 1, openedAt: now(), nextProbeAt: now() + 60_000 }, 'the first probe\'s success had reset the count');
   t.same(changes, ['closed→open', 'open→half-open', 'half-open→open']);
   advance(60_000);
   t.equal(breaker.state, 'half-open');
