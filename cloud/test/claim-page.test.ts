@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { ClaimResponse } from '@vigil/protocol';
-import { claimDevice, heartbeatBody, http, sendHeartbeat, startTestCloud, type TestCloud } from './helpers.js';
+import { claimDevice, heartbeatBody, http, loginDashboard, sendHeartbeat, startTestCloud } from './helpers.js';
 
 // The dashboard's "Add a device" (a claim code for a technician's card) and what it shows of a
 // device's status page: its address and setup PIN on /devices and on the printable label.
@@ -8,18 +8,14 @@ import { claimDevice, heartbeatBody, http, sendHeartbeat, startTestCloud, type T
 
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 
-async function login(cloud: TestCloud): Promise<string> {
-  const res = await http(cloud.url, 'GET', `/?token=${encodeURIComponent(cloud.adminToken)}`);
-  return String(res.headers['set-cookie']).split(';')[0]!;
-}
 
 t.test('Add a device: a claim code for a site, shown once with the card file; the code works once', async (t) => {
   const cloud = await startTestCloud(t);
   const anon = await http(cloud.url, 'POST', '/devices/new', { body: 'site=Cafe+Lune&ttl=3600', headers: FORM });
   t.equal(anon.status, 401, 'not logged in: refused');
-  t.match(anon.raw.toString(), /Admin token/);
+  t.match(anon.raw.toString(), /action="\/login"/, 'with the login form');
 
-  const cookie = await login(cloud);
+  const cookie = await loginDashboard(cloud);
   t.match((await http(cloud.url, 'GET', '/devices', { headers: { cookie } })).raw.toString(), /href="\/devices\/new"/, '/devices links to the form');
   const form = (await http(cloud.url, 'GET', '/devices/new', { headers: { cookie } })).raw.toString();
   t.match(form, /<form method="post" action="\/devices\/new">/);
@@ -50,7 +46,7 @@ t.test('Add a device: a claim code for a site, shown once with the card file; th
 t.test("a device's status page address and setup PIN: on /devices and its printable label", async (t) => {
   const cloud = await startTestCloud(t);
   const dev = await claimDevice(cloud, 'hw-1', 'Cafe Lune');
-  const cookie = await login(cloud);
+  const cookie = await loginDashboard(cloud);
   const before = (await http(cloud.url, 'GET', `/devices/${dev.deviceId}/label`, { headers: { cookie } })).raw.toString();
   t.match(before, /has not sent its status page address/, 'before its first heartbeat: says so');
 
@@ -61,7 +57,7 @@ t.test("a device's status page address and setup PIN: on /devices and its printa
   const label = (await http(cloud.url, 'GET', `/devices/${dev.deviceId}/label`, { headers: { cookie } })).raw.toString();
   t.match(label, /http:\/\/vigil-1a2b\.local\//);
   t.match(label, /id="setup-pin">48213957</);
-  t.match((await http(cloud.url, 'GET', `/devices/${dev.deviceId}/label`)).raw.toString(), /Admin token/, 'the label needs the login');
+  t.equal((await http(cloud.url, 'GET', `/devices/${dev.deviceId}/label`)).headers.location, `/login?next=${encodeURIComponent(`/devices/${dev.deviceId}/label`)}`, 'the label needs the login');
   t.equal((await http(cloud.url, 'GET', '/devices/dev_nope/label', { headers: { cookie } })).status, 404);
 
   // A bad PIN or host name from a device: refused by the schema, nothing stored

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { claimDevice, heartbeatBody, http, sendHeartbeat, sha256, startTestCloud, type TestCloud } from './helpers.js';
+import { claimDevice, heartbeatBody, http, loginDashboard, sendHeartbeat, sha256, startTestCloud, type TestCloud } from './helpers.js';
 
 // The dashboard's /firmware page and the update column of /devices, rendered by a real cloud
 // whose releases and deployments come through the real admin API and whose update states come
@@ -75,12 +75,11 @@ t.test('/firmware and /devices show releases, deployments, per-state counts and 
   const retry = await deploy(cloud, { releaseId: marId, deviceIds: [b.deviceId] });
   await update(cloud, b.token, retry, []);
 
-  const anon = (await http(cloud.url, 'GET', '/firmware')).raw.toString();
-  t.match(anon, /Admin token/, 'needs the login');
-  t.notMatch(anon, /2025\.02\.1/);
+  const anon = await http(cloud.url, 'GET', '/firmware');
+  t.equal(anon.headers.location, '/login?next=%2Ffirmware', 'needs the login');
+  t.notMatch(anon.raw.toString(), /2025\.02\.1/);
 
-  const login = await http(cloud.url, 'GET', `/?token=${encodeURIComponent(cloud.adminToken)}`);
-  const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+  const cookie = await loginDashboard(cloud);
   const res = await http(cloud.url, 'GET', '/firmware', { headers: { cookie } });
   t.equal(res.status, 200);
   t.equal(res.headers['cache-control'], 'no-store');
@@ -148,8 +147,7 @@ t.test('/firmware and /devices show releases, deployments, per-state counts and 
 t.test('/firmware with nothing uploaded; a device in no deployment shows no update', async (t) => {
   const cloud = await startTestCloud(t);
   const dev = await claimDevice(cloud, 'hw-1');
-  const login = await http(cloud.url, 'GET', `/?token=${encodeURIComponent(cloud.adminToken)}`);
-  const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+  const cookie = await loginDashboard(cloud);
   const html = (await http(cloud.url, 'GET', '/firmware', { headers: { cookie } })).raw.toString();
   t.match(html, /No releases\./);
   t.match(html, /No deployments\./);

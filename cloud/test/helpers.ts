@@ -19,6 +19,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import type { Test } from 'tap';
 import { request } from 'undici';
 import type { CloudConfigInput } from '../src/config.js';
 import { systemSleep, type Sleep } from '../src/lib/clock.js';
@@ -286,7 +287,7 @@ export const DASHBOARD_PASSWORD = 'correct horse battery';
  * Logs in to the dashboard as DASHBOARD_USER (made on first use) through POST /login; returns
  * the Cookie header value ("vigil_session=…") to send with the dashboard's requests.
  */
-export async function loginDashboard(cloud: TestCloud, t?: { equal(found: unknown, wanted: unknown, msg?: string): unknown }): Promise<string> {
+export async function loginDashboard(cloud: TestCloud, t?: Pick<Test, 'equal'>): Promise<string> {
   if (!(await cloud.store.users.findUser(DASHBOARD_USER))) await addUser(cloud.store.users, DASHBOARD_USER, DASHBOARD_PASSWORD, cloud.clock.now());
   const body = new URLSearchParams({ user: DASHBOARD_USER, password: DASHBOARD_PASSWORD }).toString();
   const res = await http(cloud.url, 'POST', '/login', { body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });

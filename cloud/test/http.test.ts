@@ -1,6 +1,6 @@
 import t from 'tap';
 import { createServer } from 'node:net';
-import { claimDevice, heartbeatBody, http, makeJpeg, sendHeartbeat, startTestCloud, uploadFrame } from './helpers.js';
+import { claimDevice, heartbeatBody, http, loginDashboard, makeJpeg, sendHeartbeat, startTestCloud, uploadFrame } from './helpers.js';
 
 t.test('healthz and unknown routes', async (t) => {
   const cloud = await startTestCloud(t);
@@ -84,34 +84,29 @@ t.test('close() does not wait forever for idle keep-alive clients', async (t) =>
   t.ok(Date.now() - started < 2_000, 'closed promptly');
 });
 
-t.test('the dashboard: login by token sets an HttpOnly cookie', async (t) => {
+t.test('the dashboard: the overview behind the login; thumbnails load with the session cookie', async (t) => {
   const cloud = await startTestCloud(t);
   const dev = await claimDevice(cloud, 'hw-dash', 'Bistro <Nord>');
   await uploadFrame(cloud, dev.token, await makeJpeg(2));
 
   const anon = await http(cloud.url, 'GET', '/');
-  t.equal(anon.status, 200);
-  t.match(anon.raw.toString(), /Admin token/);
+  t.equal(anon.status, 303);
+  t.equal(anon.headers.location, '/login?next=%2F');
   t.notMatch(anon.raw.toString(), /hw-dash/);
+  const oldLogin = await http(cloud.url, 'GET', '/?token=' + encodeURIComponent(cloud.adminToken));
+  t.match(oldLogin.headers.location, /^\/login\?/, 'the admin token in the address no longer logs in');
+  t.notOk(oldLogin.headers['set-cookie']);
 
-  const wrong = await http(cloud.url, 'GET', '/?token=nope');
-  t.equal(wrong.status, 401);
-
-  const login = await http(cloud.url, 'GET', `/?token=${encodeURIComponent(cloud.adminToken)}`);
-  t.equal(login.status, 303);
-  const cookie = String(login.headers['set-cookie']);
-  t.match(cookie, /HttpOnly/);
-  t.match(cookie, /SameSite=Strict/);
-
-  const page = await http(cloud.url, 'GET', '/', { headers: { cookie: cookie.split(';')[0]! } });
+  const cookie = await loginDashboard(cloud, t);
+  const page = await http(cloud.url, 'GET', '/', { headers: { cookie } });
   const html = page.raw.toString();
   t.match(html, /Bistro &#60;Nord&#62;/, 'names are escaped');
   t.match(html, /hw-dash/);
   t.match(html, /<img src="\/admin\/v1\/frames\/frm_[^"]+\/image"/);
 
   const img = /src="([^"]+)"/.exec(html)![1]!;
-  t.equal((await http(cloud.url, 'GET', img, { headers: { cookie: cookie.split(';')[0]! } })).status, 200, 'thumbnails load with the cookie');
-  const post = await http(cloud.url, 'POST', '/admin/v1/claim-codes', { json: { site: 'x' }, headers: { cookie: cookie.split(';')[0]! } });
+  t.equal((await http(cloud.url, 'GET', img, { headers: { cookie } })).status, 200, 'thumbnails load with the cookie');
+  const post = await http(cloud.url, 'POST', '/admin/v1/claim-codes', { json: { site: 'x' }, headers: { cookie } });
   t.equal(post.status, 401, 'the cookie does not authorise changes');
 });
 
@@ -121,12 +116,11 @@ t.test('the dashboard: devices with their status, alerts open first', async (t) 
   const well = await claimDevice(cloud, 'hw-well', 'Bistro');
   await sendHeartbeat(cloud, sick.token, heartbeatBody({ verdict: 'needs_human', verdictReason: 'disk <full>', cameras: [] }));
   await sendHeartbeat(cloud, well.token, heartbeatBody({ firmware: { version: '2025.03.1', slot: 'B', trial: false } }));
-  const login = await http(cloud.url, 'GET', `/?token=${encodeURIComponent(cloud.adminToken)}`);
-  const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+  const cookie = await loginDashboard(cloud);
 
   for (const path of ['/devices', '/alerts']) {
     const anon = await http(cloud.url, 'GET', path);
-    t.match(anon.raw.toString(), /Admin token/, `${path} needs the login`);
+    t.equal(anon.headers.location, `/login?next=${encodeURIComponent(path)}`, `${path} needs the login`);
     t.notMatch(anon.raw.toString(), /hw-well/);
   }
 
