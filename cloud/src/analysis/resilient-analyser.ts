@@ -163,6 +163,9 @@ export class ResilientAnalyser implements Analyser {
         if (err.retryAfterMs > this.#maxRetryAfterMs) throw err.with({ attempts: attempt, retryAt: this.#clock.now() + err.retryAfterMs });
         delay = err.retryAfterMs;
       }
+      // This failure (or another call's) opened the breaker: say so now rather than after the sleep.
+      const refused = this.#breaker.refusal();
+      if (refused?.state === 'open') throw breakerOpen(refused.retryAt, refused.state, attempt);
       this.#logger.debug({ analyser: this.name, code: err.code, attempt, delayMs: delay }, 'analysis attempt failed; retrying');
       await this.#clock.sleep(delay, signal);
     }
