@@ -111,11 +111,12 @@ t.test('timeouts: the defaults; a hang and a stalled body end at the read timeou
   const client = new ChatClient({ baseUrl: model.baseUrl, model: 'm', timeoutMs: 300 });
   t.teardown(() => client.close());
   for (const answer of [{ hang: true as const }, { stallBody: true as const }]) {
+    const name = Object.keys(answer)[0]!;
     model.script.push(answer);
     const started = Date.now();
-    await t.rejects(client.complete({ messages: [{ role: 'user', content: 'x' }] }), { code: 'LLM_TIMEOUT', retryable: true, message: /300 ms/ }, Object.keys(answer)[0]);
+    await t.rejects(client.complete({ messages: [{ role: 'user', content: 'x' }] }), { code: 'LLM_TIMEOUT', retryable: true, message: /300 ms/ }, name);
     const took = Date.now() - started;
-    t.ok(took >= 280 && took < 2_000, `${Object.keys(answer)[0]}: ended after ${took} ms`);
+    t.ok(took >= 280 && took < 2_000, `${name}: ended after ${took} ms`);
   }
   await new Promise((r) => setTimeout(r, 20));
   t.equal(model.inFlight, 0, 'the client let go of both calls');
