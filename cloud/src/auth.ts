@@ -115,7 +115,7 @@ export function checkSameOrigin(req: FastifyRequest, publicUrl: string | undefin
     throw new CloudError('CROSS_SITE_REFUSED', 'refused: the request comes from an unreadable origin');
   }
   const host = header(req, 'host');
-  const sameHost = host !== undefined && from.host.toLowerCase() === host.toLowerCase();
+  const sameHost = host !== undefined && URL.canParse(`${from.protocol}//${host}`) && new URL(`${from.protocol}//${host}`).host === from.host;
   let samePublic = false;
   try {
     samePublic = publicUrl !== undefined && new URL(publicUrl).origin === from.origin;
