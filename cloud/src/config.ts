@@ -1,6 +1,8 @@
 import { DHASH_BITS } from '@vigil/protocol';
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
+import { RISK_LEVELS } from './analysis/analyser.js';
+import { AnalysisSettingsSchema, DEFAULT_ANALYSIS_SETTINGS, type AnalysisSettings } from './analysis/settings.js';
 import { ConfigError } from './errors.js';
 
 // One typed config for the cloud: defaults, then environment variables, then command-line
@@ -76,6 +78,37 @@ export const CloudConfigSchema = z
     triageApiKey: z.string().min(1).optional(),
     triageTimeoutS: positiveInt(30),
 
+    // Analysis (see analysis/pipeline.ts). Sites and cameras override the defaults below
+    // (PUT /admin/v1/sites/:id/analysis, /admin/v1/cameras/:id/analysis).
+    /** The local COCO object detector: the embedded default and the vision model's cost gate. */
+    detector: z.enum(['local', 'off']).default('local'),
+    /** An OpenAI-compatible vision model (OpenAI, Ollama, vLLM, llama.cpp server); unset = detector and rules only. */
+    visionBaseUrl: z
+      .string()
+      .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'must be an http(s) URL')
+      .optional(),
+    visionModel: z.string().min(1).optional(),
+    /** Env only. */
+    visionApiKey: z.string().min(1).optional(),
+    /** Calls to the vision model at once. */
+    visionConcurrency: z.number().int().min(1).max(64).default(4),
+    visionConnectTimeoutS: positiveInt(10),
+    visionReadTimeoutS: positiveInt(120),
+    /** Frames of a batch sent to the model (evenly chosen, always the newest). */
+    visionMaxImages: z.number().int().min(1).max(16).default(4),
+    /** How the answer's JSON is asked for; older servers may need json_object or none. */
+    visionResponseFormat: z.enum(['json_schema', 'json_object', 'none']).default('json_schema'),
+    dedupeThreshold: AnalysisSettingsSchema.shape.dedupeThreshold.default(DEFAULT_ANALYSIS_SETTINGS.dedupeThreshold),
+    reanalyseAfterS: AnalysisSettingsSchema.shape.reanalyseAfterS.default(DEFAULT_ANALYSIS_SETTINGS.reanalyseAfterS),
+    batchWindowS: AnalysisSettingsSchema.shape.batchWindowS.default(DEFAULT_ANALYSIS_SETTINGS.batchWindowS),
+    batchIdleS: AnalysisSettingsSchema.shape.batchIdleS.default(DEFAULT_ANALYSIS_SETTINGS.batchIdleS),
+    batchMaxFrames: AnalysisSettingsSchema.shape.batchMaxFrames.default(DEFAULT_ANALYSIS_SETTINGS.batchMaxFrames),
+    /** The sites' time zone unless a site says otherwise. */
+    timezone: AnalysisSettingsSchema.shape.timezone.default(DEFAULT_ANALYSIS_SETTINGS.timezone),
+    alertMinLevel: z.enum(RISK_LEVELS).default(DEFAULT_ANALYSIS_SETTINGS.minLevel),
+    alertCooldownS: AnalysisSettingsSchema.shape.cooldownS.default(DEFAULT_ANALYSIS_SETTINGS.cooldownS),
+    renotifyS: AnalysisSettingsSchema.shape.renotifyS.default(DEFAULT_ANALYSIS_SETTINGS.renotifyS),
+
     // Firmware (see routes/firmware-*.ts).
     /** Largest RAUC bundle an admin may upload. */
     maxBundleBytes: positiveInt(1024 * MIB),
@@ -94,6 +127,10 @@ export const CloudConfigSchema = z
   .superRefine((c, ctx) => {
     if (c.webhookUrls.length > 0 && c.webhookSecret === undefined) {
       ctx.addIssue({ code: 'custom', path: ['webhookSecret'], message: 'required when webhook URLs are set (VIGIL_WEBHOOK_SECRET)' });
+    }
+    if ((c.visionBaseUrl === undefined) !== (c.visionModel === undefined)) {
+      const missing = c.visionBaseUrl === undefined ? 'visionBaseUrl' : 'visionModel';
+      ctx.addIssue({ code: 'custom', path: [missing], message: 'the vision model needs both a base URL and a model' });
     }
     if ((c.triageBaseUrl === undefined) !== (c.triageModel === undefined)) {
       const missing = c.triageBaseUrl === undefined ? 'triageBaseUrl' : 'triageModel';
@@ -142,6 +179,24 @@ export const CONFIG_OPTIONS: readonly OptionSource[] = [
   { key: 'triageModel', env: 'VIGIL_TRIAGE_MODEL', flag: 'triage-model', type: 'string' },
   { key: 'triageApiKey', env: 'VIGIL_TRIAGE_API_KEY', type: 'string' },
   { key: 'triageTimeoutS', env: 'VIGIL_TRIAGE_TIMEOUT_S', flag: 'triage-timeout-s', type: 'number' },
+  { key: 'detector', env: 'VIGIL_DETECTOR', flag: 'detector', type: 'string' },
+  { key: 'visionBaseUrl', env: 'VIGIL_VISION_BASE_URL', flag: 'vision-base-url', type: 'string' },
+  { key: 'visionModel', env: 'VIGIL_VISION_MODEL', flag: 'vision-model', type: 'string' },
+  { key: 'visionApiKey', env: 'VIGIL_VISION_API_KEY', type: 'string' },
+  { key: 'visionConcurrency', env: 'VIGIL_VISION_CONCURRENCY', flag: 'vision-concurrency', type: 'number' },
+  { key: 'visionConnectTimeoutS', env: 'VIGIL_VISION_CONNECT_TIMEOUT_S', flag: 'vision-connect-timeout-s', type: 'number' },
+  { key: 'visionReadTimeoutS', env: 'VIGIL_VISION_READ_TIMEOUT_S', flag: 'vision-read-timeout-s', type: 'number' },
+  { key: 'visionMaxImages', env: 'VIGIL_VISION_MAX_IMAGES', flag: 'vision-max-images', type: 'number' },
+  { key: 'visionResponseFormat', env: 'VIGIL_VISION_RESPONSE_FORMAT', flag: 'vision-response-format', type: 'string' },
+  { key: 'dedupeThreshold', env: 'VIGIL_DEDUPE_THRESHOLD', flag: 'dedupe-threshold', type: 'number' },
+  { key: 'reanalyseAfterS', env: 'VIGIL_REANALYSE_AFTER_S', flag: 'reanalyse-after-s', type: 'number' },
+  { key: 'batchWindowS', env: 'VIGIL_BATCH_WINDOW_S', flag: 'batch-window-s', type: 'number' },
+  { key: 'batchIdleS', env: 'VIGIL_BATCH_IDLE_S', flag: 'batch-idle-s', type: 'number' },
+  { key: 'batchMaxFrames', env: 'VIGIL_BATCH_MAX_FRAMES', flag: 'batch-max-frames', type: 'number' },
+  { key: 'timezone', env: 'VIGIL_TIMEZONE', flag: 'timezone', type: 'string' },
+  { key: 'alertMinLevel', env: 'VIGIL_ALERT_MIN_LEVEL', flag: 'alert-min-level', type: 'string' },
+  { key: 'alertCooldownS', env: 'VIGIL_ALERT_COOLDOWN_S', flag: 'alert-cooldown-s', type: 'number' },
+  { key: 'renotifyS', env: 'VIGIL_RENOTIFY_S', flag: 'renotify-s', type: 'number' },
   { key: 'maxBundleBytes', env: 'VIGIL_MAX_BUNDLE_BYTES', flag: 'max-bundle-bytes', type: 'number' },
   { key: 'firmwareKeyring', env: 'VIGIL_FIRMWARE_KEYRING', flag: 'firmware-keyring', type: 'string' },
 ];
@@ -189,4 +244,20 @@ function convert(v: string, type: OptionSource['type'], name: string): unknown {
   const n = Number(v);
   if (v.trim() === '' || Number.isNaN(n)) throw new ConfigError(`invalid configuration: ${name}: ${JSON.stringify(v)} is not a number`);
   return n;
+}
+
+/** The cloud-wide analysis settings: the settings defaults with the configured values. */
+export function analysisDefaults(c: CloudConfig): AnalysisSettings {
+  return {
+    ...DEFAULT_ANALYSIS_SETTINGS,
+    dedupeThreshold: c.dedupeThreshold,
+    reanalyseAfterS: c.reanalyseAfterS,
+    batchWindowS: c.batchWindowS,
+    batchIdleS: c.batchIdleS,
+    batchMaxFrames: c.batchMaxFrames,
+    timezone: c.timezone,
+    minLevel: c.alertMinLevel,
+    cooldownS: c.alertCooldownS,
+    renotifyS: c.renotifyS,
+  };
 }

@@ -1,4 +1,5 @@
 import type { AlertService } from './alerts/alert-service.js';
+import type { AnalysisPipeline } from './analysis/pipeline.js';
 import type { CloudConfig } from './config.js';
 import type { BundleIntake } from './firmware/bundle-intake.js';
 import type { BundleVerifier } from './firmware/bundle-verifier.js';
@@ -20,6 +21,8 @@ export interface AppContext {
   /** Keeps fleet alerts in step with heartbeats and frames. */
   fleet: FleetWatch;
   alerts: AlertService;
+  /** Woken when a frame is recorded, so analysis starts at once. */
+  analysis: Pick<AnalysisPipeline, 'wake' | 'status'>;
   /** Where uploaded bundles land first, and what checks their signature (unset: no keyring). */
   firmware: { intake: BundleIntake; verifier: BundleVerifier | undefined };
 }

@@ -4,9 +4,15 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { AlertService } from './alerts/alert-service.js';
+import type { Analyser } from './analysis/analyser.js';
+import { AnalysisPipeline } from './analysis/pipeline.js';
+import { ResilientAnalyser } from './analysis/resilient-analyser.js';
+import { VisionAnalyser } from './analysis/vision-analyser.js';
 import { buildApp } from './app.js';
-import { parseConfig, type CloudConfig, type CloudConfigInput } from './config.js';
+import { analysisDefaults, parseConfig, type CloudConfig, type CloudConfigInput } from './config.js';
 import type { AppContext } from './context.js';
+import { LazyDetector } from './detect/lazy-detector.js';
+import { WorkerDetector, type ObjectDetector } from './detect/object-detector.js';
 import { ConfigError } from './errors.js';
 import { BundleIntake } from './firmware/bundle-intake.js';
 import { RaucVerifier } from './firmware/bundle-verifier.js';
@@ -44,6 +50,10 @@ export interface CloudDeps {
   sleep?: Sleep;
   /** Jitter source for retry backoff, [0, 1); defaults to Math.random. */
   random?: () => number;
+  /** The analyser behind the resilience layer, instead of the configured vision model (tests, benchmarks). */
+  analyser?: Analyser;
+  /** The object detector instead of the local one; null for none (tests that do not need it). */
+  detector?: ObjectDetector | null;
 }
 
 export interface RunningCloud {
@@ -64,6 +74,10 @@ export interface RunningCloud {
   notifications: NotificationDispatcher;
   /** Set when a triage model is configured; `idle()` waits for diagnoses in flight. */
   triage: Triage | undefined;
+  /** The analysis pipeline: `runOnce()` does what is due now (tests). */
+  analysis: AnalysisPipeline;
+  /** The vision model behind its protection, when one is configured. */
+  analyser: ResilientAnalyser | undefined;
   /** Stops listening (the port is free when this resolves), stops the loops, closes the database. */
   close(): Promise<void>;
 }
@@ -105,14 +119,14 @@ export async function startCloud(input: CloudConfigInput, deps: CloudDeps = {}):
   const logger = deps.logger ?? pino({ level: config.logLevel });
   const { store, folder, adminToken, objectsDir } = await openCloudParts(config, logger);
   const clock: Clock = { now: deps.now ?? Date.now, sleep: deps.sleep ?? systemSleep };
-  const services = buildServices(config, store, clock, deps.random ?? Math.random, logger);
-  const { fleet, alerts, notifications, triage } = services;
+  const services = buildServices(config, store, folder, clock, deps, logger);
+  const { fleet, alerts, notifications, triage, analysis, analyser } = services;
   const firmware = {
     intake: await BundleIntake.open(join(config.dataDir, FIRMWARE_INCOMING_DIR), config.maxBundleBytes),
     verifier: config.firmwareKeyring ? new RaucVerifier({ keyring: config.firmwareKeyring }) : undefined,
   };
   if (!firmware.verifier) logger.warn('no firmwareKeyring (VIGIL_FIRMWARE_KEYRING): firmware bundles are stored without a signature check; production must set it');
-  const ctx: AppContext = { config, store, objects: folder, folder, adminToken, now: clock.now, fleet, alerts, firmware };
+  const ctx: AppContext = { config, store, objects: folder, folder, adminToken, now: clock.now, fleet, alerts, analysis, firmware };
   let app: FastifyInstance;
   try {
     app = await buildApp(ctx, logger);
@@ -128,7 +142,7 @@ export async function startCloud(input: CloudConfigInput, deps: CloudDeps = {}):
   logger.info({ url, publicUrl: config.publicUrl, dataDir: config.dataDir }, 'vigil cloud listening');
 
   const loops = new AbortController();
-  const loopsDone = Promise.all([fleet.run(loops.signal), notifications.run(loops.signal)]);
+  const loopsDone = Promise.all([fleet.run(loops.signal), notifications.run(loops.signal), analysis.run(loops.signal)]);
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -151,11 +165,12 @@ export async function startCloud(input: CloudConfigInput, deps: CloudDeps = {}):
         await store.close();
       }
     })());
-  return { url, port, app, adminToken, config, store, objectsDir, folder, fleet, alerts, notifications, triage, close };
+  return { url, port, app, adminToken, config, store, objectsDir, folder, fleet, alerts, notifications, triage, analysis, analyser, close };
 }
 
-/** The background parts: alerts and their webhooks, triage, the fleet watch. */
-function buildServices(config: CloudConfig, store: SqliteStore, clock: Clock, random: () => number, logger: Logger) {
+/** The background parts: alerts and their webhooks, triage, the fleet watch, analysis. */
+function buildServices(config: CloudConfig, store: SqliteStore, objects: FolderStore, clock: Clock, deps: CloudDeps, logger: Logger) {
+  const random = deps.random ?? Math.random;
   const timeoutMs = config.webhookTimeoutS * 1000;
   // Without webhooks nothing is ever enqueued; the sender then never sends, and needs no key.
   const sender = new WebhookSender({ secret: config.webhookSecret ?? '', timeoutMs, now: clock.now });
@@ -196,9 +211,49 @@ function buildServices(config: CloudConfig, store: SqliteStore, clock: Clock, ra
     logger: logger.child({ part: 'fleet' }),
     ...(triage ? { onOpened: (a: AlertRecord) => triage.request(a) } : {}),
   });
+  const { analysis, analyser, detector, chat } = buildAnalysis(config, store, objects, alerts, clock, deps, logger);
   const stop = async () => {
     await triage?.stop();
     await sender.close();
+    await detector?.close();
+    await chat?.close();
   };
-  return { fleet, alerts, notifications, triage, stop };
+  return { fleet, alerts, notifications, triage, analysis, analyser, stop };
+}
+
+/** The analysis pipeline with its detector (started on first use) and vision model (when configured). */
+function buildAnalysis(config: CloudConfig, store: SqliteStore, objects: FolderStore, alerts: AlertService, clock: Clock, deps: CloudDeps, logger: Logger) {
+  const log = logger.child({ part: 'analysis' });
+  const detector =
+    deps.detector === null
+      ? undefined
+      : (deps.detector ?? (config.detector === 'local' ? new LazyDetector(() => WorkerDetector.start({ logger: log.child({ part: 'detector' }) })) : undefined));
+  const chat =
+    !deps.analyser && config.visionBaseUrl && config.visionModel
+      ? new ChatClient({
+          baseUrl: config.visionBaseUrl,
+          model: config.visionModel,
+          apiKey: config.visionApiKey,
+          timeoutMs: config.visionReadTimeoutS * 1000,
+          connectTimeoutMs: config.visionConnectTimeoutS * 1000,
+        })
+      : undefined;
+  const inner = deps.analyser ?? (chat ? new VisionAnalyser({ client: chat, maxImages: config.visionMaxImages, responseFormat: config.visionResponseFormat }) : undefined);
+  const analyser = inner
+    ? new ResilientAnalyser({ analyser: inner, clock, random: deps.random, logger: log.child({ part: 'analyser' }), concurrency: config.visionConcurrency })
+    : undefined;
+  if (!analyser) log.info({ detector: detector ? 'local' : 'off' }, 'no vision model configured: events come from the object detector and the rules');
+  const analysis = new AnalysisPipeline({
+    store,
+    objects,
+    alerts,
+    detector,
+    analyser,
+    defaults: analysisDefaults(config),
+    concurrency: config.visionConcurrency,
+    clock,
+    random: deps.random ?? Math.random,
+    logger: log,
+  });
+  return { analysis, analyser, detector, chat };
 }

@@ -64,6 +64,40 @@ export class AlertService {
     return alert;
   }
 
+  /** Marks an open alert acknowledged by `by` (a critical one stops being sent again). */
+  async acknowledge(id: string, by: string): Promise<AlertRecord | null> {
+    const now = this.#o.now();
+    const alert = await this.#o.store.acknowledge(id, by, now, this.#notify('alert.acknowledged', now));
+    if (alert) {
+      this.#o.logger.info({ alertId: id, kind: alert.kind, by }, `alert acknowledged: ${alert.title}`);
+      this.#enqueued();
+    }
+    return alert;
+  }
+
+  /** Sends an open, unacknowledged alert again. */
+  async renotify(id: string): Promise<AlertRecord | null> {
+    const now = this.#o.now();
+    const alert = await this.#o.store.renotify(id, now, this.#notify('alert.renotified', now));
+    if (alert) {
+      this.#o.logger.warn({ alertId: id, kind: alert.kind, openedAt: alert.openedAt }, `alert still unacknowledged, sent again: ${alert.title}`);
+      this.#enqueued();
+    }
+    return alert;
+  }
+
+  /**
+   * The notifications of one change, for a store method that changes an alert inside a wider
+   * transaction (an analysed batch opens its scene alert); call `enqueued()` after it commits.
+   */
+  notifier(event: NotificationEvent, at: number): Notify {
+    return this.#notify(event, at);
+  }
+
+  enqueued(): void {
+    this.#enqueued();
+  }
+
   #notify(event: NotificationEvent, at: number): Notify {
     return (alert) =>
       this.#o.targets.map((target) => {

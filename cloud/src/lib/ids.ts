@@ -7,7 +7,7 @@ export const DEVICE_TOKEN_PREFIX = 'vgl_';
 const DEVICE_TOKEN_BYTES = 32;
 const ID_BYTES = 12;
 
-export type IdKind = 'site' | 'dev' | 'cam' | 'frm' | 'upl' | 'alt' | 'ntf' | 'rel' | 'dep';
+export type IdKind = 'site' | 'dev' | 'cam' | 'frm' | 'upl' | 'alt' | 'ntf' | 'rel' | 'dep' | 'bat' | 'evt' | 'usr';
 
 export function newId(kind: IdKind): string {
   return `${kind}_${randomBytes(ID_BYTES).toString('base64url')}`;

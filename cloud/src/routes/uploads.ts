@@ -88,6 +88,7 @@ export const uploadRoutes: FastifyPluginAsync<{ ctx: AppContext }> = async (app,
     if (!r.created && r.frame.objectKey !== upload.objectKey) await objects.delete(upload.objectKey);
     req.log.debug({ frameId: r.frame.id, created: r.created }, 'upload completed');
     if (r.created) {
+      if (r.frame.variant === 'compressed') ctx.analysis.wake();
       try {
         await ctx.fleet.onFrame(r.frame);
       } catch (err) {

@@ -2,7 +2,11 @@
 // cameras); at most one alert per (kind, device, camera) is open at a time. Opening, closing
 // and diagnosing enqueue notifications in the same transaction, so an alert never changes
 // without its notifications being recorded (and a crash never sends one for a change that
-// was rolled back). Kinds are open-ended strings: fleet health now, scene events later.
+// was rolled back). Kinds are open-ended strings: fleet health ('device_silent', ...) and
+// 'scene' (analysis/scene-alerts.ts). Acknowledging is not closing: it says a person has it in
+// hand (a critical alert stops being re-notified); an alert closes when its cause is over.
+
+import type { RiskLevel } from '../analysis/analyser.js';
 
 export type AlertState = 'open' | 'closed';
 
@@ -25,6 +29,16 @@ export interface AlertRecord {
   diagnosis: string | null;
   /** Why it closed ("heartbeat received", "device revoked"). */
   resolution: string | null;
+  /** Fleet alerts are 'high'; a scene alert has its events' highest level. */
+  level: RiskLevel;
+  acknowledgedAt: number | null;
+  /** Who acknowledged it (a user name). */
+  acknowledgedBy: string | null;
+  /** Scene alerts: the latest event that joined it, and how many did. */
+  lastEventAt: number | null;
+  eventCount: number;
+  /** When receivers last heard of it (opened, escalated, re-notified). */
+  lastNotifiedAt: number | null;
 }
 
 export interface NewAlert {
@@ -35,9 +49,18 @@ export interface NewAlert {
   openedAt: number;
   title: string;
   detail: Record<string, unknown>;
+  /** Default 'high'. */
+  level?: RiskLevel;
 }
 
-export const NOTIFICATION_EVENTS = ['alert.opened', 'alert.closed', 'alert.diagnosed'] as const;
+export const NOTIFICATION_EVENTS = [
+  'alert.opened',
+  'alert.closed',
+  'alert.diagnosed',
+  'alert.acknowledged',
+  'alert.escalated',
+  'alert.renotified',
+] as const;
 export type NotificationEvent = (typeof NOTIFICATION_EVENTS)[number];
 
 export type NotificationState = 'pending' | 'delivered' | 'failed';
@@ -82,6 +105,10 @@ export interface AlertStore {
   /** Closes an open alert; null when it is not open (already closed, or unknown). */
   closeAlert(id: string, closedAt: number, resolution: string, notify: Notify): Promise<AlertRecord | null>;
   setDiagnosis(id: string, diagnosis: string, notify: Notify, now: number): Promise<AlertRecord | null>;
+  /** Marks an open alert acknowledged; null when it is not open or already acknowledged. */
+  acknowledge(id: string, by: string, now: number, notify: Notify): Promise<AlertRecord | null>;
+  /** Tells receivers again about an open, unacknowledged alert; null when it no longer is one. */
+  renotify(id: string, now: number, notify: Notify): Promise<AlertRecord | null>;
   getAlert(id: string): Promise<AlertRecord | null>;
   /** Open alerts first, then newest first. */
   listAlerts(filter: AlertFilter): Promise<AlertRecord[]>;

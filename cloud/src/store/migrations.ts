@@ -282,11 +282,12 @@ export const MIGRATIONS: readonly string[] = [
      frame_count       INTEGER NOT NULL,
      opened_at         INTEGER NOT NULL,
      last_added_at     INTEGER NOT NULL,
+     close_at          INTEGER NOT NULL,
      close_reason      TEXT,
      outcome           TEXT,
      done_at           INTEGER
    );
-   CREATE INDEX analysis_batches_camera ON analysis_batches (camera_id, state);
+   CREATE INDEX analysis_batches_open ON analysis_batches (close_at) WHERE state = 'open';
    CREATE TABLE analysis_frames (
      frame_id    TEXT    PRIMARY KEY REFERENCES frames (id),
      camera_id   TEXT    NOT NULL REFERENCES cameras (id),

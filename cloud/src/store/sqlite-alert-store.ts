@@ -12,6 +12,7 @@ import type {
   NotificationState,
   Notify,
 } from './alert-types.js';
+import type { RiskLevel } from '../analysis/analyser.js';
 import type { Row } from './sqlite-rows.js';
 
 /** Alerts and notifications in the embedded SQLite file (opened and migrated by SqliteStore). */
@@ -25,44 +26,69 @@ export class SqliteAlertStore implements AlertStore {
   }
 
   async openAlert(a: NewAlert, notify: Notify, now: number): Promise<{ alert: AlertRecord; created: boolean }> {
+    return this.#db.transaction(() => this.openInTransaction(a, notify, now)).immediate();
+  }
+
+  /**
+   * openAlert's body, for a caller already inside a transaction on this database (the
+   * analysis store records an event and its alert together).
+   */
+  openInTransaction(a: NewAlert, notify: Notify, now: number): { alert: AlertRecord; created: boolean } {
     const s = this.#s;
-    return this.#db
-      .transaction(() => {
-        // The partial unique index keeps one open alert per (kind, device, camera), even
-        // across processes; losing that race just means the other one is the alert.
-        const inserted = s.insertAlert.run({ ...a, detail: JSON.stringify(a.detail) }).changes === 1;
-        if (!inserted) {
-          const open = s.openAlertFor.get(a.kind, a.deviceId, a.cameraId ?? '') as Row;
-          return { alert: toAlert(open), created: false };
-        }
-        const alert = toAlert(s.alert.get(a.id) as Row);
-        this.#enqueue(alert, notify(alert), now);
-        return { alert, created: true };
-      })
-      .immediate();
+    // The partial unique index keeps one open alert per (kind, device, camera), even
+    // across processes; losing that race just means the other one is the alert.
+    const inserted = s.insertAlert.run({ ...a, level: a.level ?? 'high', detail: JSON.stringify(a.detail) }).changes === 1;
+    if (!inserted) {
+      const open = s.openAlertFor.get(a.kind, a.deviceId, a.cameraId ?? '') as Row;
+      return { alert: toAlert(open), created: false };
+    }
+    return { alert: this.#changed(a.id, 'alert.opened', notify, now), created: true };
+  }
+
+  /** The open alert of (kind, device, camera), or null; inside or outside a transaction. */
+  openAlertFor(kind: string, deviceId: string, cameraId: string | null): AlertRecord | null {
+    const row = this.#s.openAlertFor.get(kind, deviceId, cameraId ?? '') as Row | undefined;
+    return row ? toAlert(row) : null;
+  }
+
+  /**
+   * A scene event joins an open alert, inside the caller's transaction: the count and time move,
+   * the level rises when `escalateTo` is higher. Receivers hear of an escalation when `notify`.
+   */
+  attachEventInTransaction(id: string, at: number, escalateTo: RiskLevel | null, notify: Notify): AlertRecord {
+    const s = this.#s;
+    s.attachEvent.run(at, id);
+    if (escalateTo !== null && s.escalate.run({ level: escalateTo, id }).changes === 1) {
+      return this.#changed(id, 'alert.escalated', notify, at);
+    }
+    return toAlert(s.alert.get(id) as Row);
   }
 
   async closeAlert(id: string, closedAt: number, resolution: string, notify: Notify): Promise<AlertRecord | null> {
     const s = this.#s;
     return this.#db
-      .transaction(() => {
-        if (s.closeAlert.run(closedAt, resolution, id).changes !== 1) return null;
-        const alert = toAlert(s.alert.get(id) as Row);
-        this.#enqueue(alert, notify(alert), closedAt);
-        return alert;
-      })
+      .transaction(() => (s.closeAlert.run(closedAt, resolution, id).changes === 1 ? this.#changed(id, 'alert.closed', notify, closedAt) : null))
       .immediate();
   }
 
   async setDiagnosis(id: string, diagnosis: string, notify: Notify, now: number): Promise<AlertRecord | null> {
     const s = this.#s;
     return this.#db
-      .transaction(() => {
-        if (s.setDiagnosis.run(diagnosis, id).changes !== 1) return null;
-        const alert = toAlert(s.alert.get(id) as Row);
-        this.#enqueue(alert, notify(alert), now);
-        return alert;
-      })
+      .transaction(() => (s.setDiagnosis.run(diagnosis, id).changes === 1 ? this.#changed(id, 'alert.diagnosed', notify, now) : null))
+      .immediate();
+  }
+
+  async acknowledge(id: string, by: string, now: number, notify: Notify): Promise<AlertRecord | null> {
+    const s = this.#s;
+    return this.#db
+      .transaction(() => (s.acknowledge.run(now, by, id).changes === 1 ? this.#changed(id, 'alert.acknowledged', notify, now) : null))
+      .immediate();
+  }
+
+  async renotify(id: string, now: number, notify: Notify): Promise<AlertRecord | null> {
+    const s = this.#s;
+    return this.#db
+      .transaction(() => (s.renotified.run(now, id).changes === 1 ? this.#changed(id, 'alert.renotified', notify, now) : null))
       .immediate();
   }
 
@@ -102,10 +128,26 @@ export class SqliteAlertStore implements AlertStore {
     else s.markFailed.run(o.at, o.error, id);
   }
 
-  #enqueue(alert: AlertRecord, drafts: NotificationDraft[], now: number): void {
-    for (const d of drafts) this.#s.insertNotification.run(d.id, alert.id, d.event, d.target, d.payload, now, now);
+  /**
+   * After a change to alert `id`, in its transaction: its notifications are queued, the live
+   * stream gets a message, and an alert receivers hear of notes when they did.
+   */
+  #changed(id: string, event: NotificationEvent, notify: Notify, now: number): AlertRecord {
+    const s = this.#s;
+    let alert = toAlert(s.alert.get(id) as Row);
+    const drafts: NotificationDraft[] = notify(alert);
+    for (const d of drafts) s.insertNotification.run(d.id, alert.id, d.event, d.target, d.payload, now, now);
+    if (drafts.length > 0 && NOTIFIED_EVENTS.has(event)) {
+      s.notified.run(now, id);
+      alert = toAlert(s.alert.get(id) as Row);
+    }
+    s.insertStream.run(event, JSON.stringify({ alert }), now);
+    return alert;
   }
 }
+
+/** The changes that tell receivers of an alert that needs them (re-notification counts from these). */
+const NOTIFIED_EVENTS = new Set<NotificationEvent>(['alert.opened', 'alert.escalated', 'alert.renotified']);
 
 function toAlert(r: Row): AlertRecord {
   return {
@@ -124,6 +166,12 @@ function toAlert(r: Row): AlertRecord {
     detail: JSON.parse(r.detail as string) as Record<string, unknown>,
     diagnosis: (r.diagnosis as string | null) ?? null,
     resolution: (r.resolution as string | null) ?? null,
+    level: r.level as RiskLevel,
+    acknowledgedAt: (r.acknowledged_at as number | null) ?? null,
+    acknowledgedBy: (r.acknowledged_by as string | null) ?? null,
+    lastEventAt: (r.last_event_at as number | null) ?? null,
+    eventCount: r.event_count as number,
+    lastNotifiedAt: (r.last_notified_at as number | null) ?? null,
   };
 }
 
@@ -154,9 +202,19 @@ function prepare(db: Database.Database) {
   const p = (sql: string) => db.prepare(sql);
   return {
     insertAlert: p(
-      `INSERT INTO alerts (id, kind, device_id, camera_id, state, opened_at, title, detail)
-       VALUES (:id, :kind, :deviceId, :cameraId, 'open', :openedAt, :title, :detail) ON CONFLICT DO NOTHING`,
+      `INSERT INTO alerts (id, kind, device_id, camera_id, state, opened_at, title, detail, level)
+       VALUES (:id, :kind, :deviceId, :cameraId, 'open', :openedAt, :title, :detail, :level) ON CONFLICT DO NOTHING`,
     ),
+    attachEvent: p('UPDATE alerts SET event_count = event_count + 1, last_event_at = max(coalesce(last_event_at, 0), ?) WHERE id = ?'),
+    // Levels order as their names' positions in this list.
+    escalate: p(
+      `UPDATE alerts SET level = :level WHERE id = :id AND state = 'open'
+       AND instr('low,medium,high,critical', level) < instr('low,medium,high,critical', :level)`,
+    ),
+    acknowledge: p(`UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ? WHERE id = ? AND state = 'open' AND acknowledged_at IS NULL`),
+    renotified: p(`UPDATE alerts SET last_notified_at = ? WHERE id = ? AND state = 'open' AND acknowledged_at IS NULL`),
+    notified: p('UPDATE alerts SET last_notified_at = ? WHERE id = ?'),
+    insertStream: p('INSERT INTO stream (type, payload, created_at) VALUES (?, ?, ?)'),
     alert: p(`${ALERT_SELECT} WHERE a.id = ?`),
     openAlertFor: p(`${ALERT_SELECT} WHERE a.state = 'open' AND a.kind = ? AND a.device_id = ? AND coalesce(a.camera_id, '') = ?`),
     closeAlert: p(`UPDATE alerts SET state = 'closed', closed_at = ?, resolution = ? WHERE id = ? AND state = 'open'`),

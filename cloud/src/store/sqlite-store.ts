@@ -2,11 +2,15 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { AlertStore } from './alert-types.js';
+import type { AnalysisStore } from './analysis-types.js';
+import type { EventStore } from './event-types.js';
 import type { FirmwareStore } from './firmware-types.js';
 import type { FleetStore } from './fleet-types.js';
 import type { InventoryStore } from './inventory-types.js';
 import { MIGRATIONS } from './migrations.js';
 import { SqliteAlertStore } from './sqlite-alert-store.js';
+import { SqliteAnalysisStore } from './sqlite-analysis-store.js';
+import { SqliteEventStore } from './sqlite-event-store.js';
 import { SqliteFirmwareStore } from './sqlite-firmware-store.js';
 import { SqliteFleetStore } from './sqlite-fleet-store.js';
 import { SqliteInventoryStore } from './sqlite-inventory-store.js';
@@ -51,6 +55,8 @@ export class SqliteStore implements CloudStore {
   readonly inventory: InventoryStore;
   readonly firmware: FirmwareStore;
   readonly users: UserStore;
+  readonly analysis: AnalysisStore;
+  readonly events: EventStore;
 
   constructor(path: string) {
     mkdirSync(dirname(path), { recursive: true });
@@ -64,7 +70,10 @@ export class SqliteStore implements CloudStore {
     migrate(this.#db);
     this.#s = prepare(this.#db);
     this.fleet = new SqliteFleetStore(this.#db);
-    this.alerts = new SqliteAlertStore(this.#db);
+    const alerts = new SqliteAlertStore(this.#db);
+    this.alerts = alerts;
+    this.analysis = new SqliteAnalysisStore(this.#db, alerts);
+    this.events = new SqliteEventStore(this.#db);
     this.inventory = new SqliteInventoryStore(this.#db);
     this.firmware = new SqliteFirmwareStore(this.#db);
     this.users = new SqliteUserStore(this.#db);
@@ -220,6 +229,8 @@ export class SqliteStore implements CloudStore {
         const inserted = s.insertFrame.run(newFrameId, u.deviceId, u.cameraId, u.capturedAt, u.variant, u.bytes, u.sha256, u.dhash, u.objectKey, now);
         const frame = toFrame(s.frameByIdentity.get(u.deviceId, u.cameraId, u.capturedAt, u.variant) as Row);
         s.markUploadCompleted.run(now, frame.id, uploadId);
+        // The analysis job is part of the frame's record: accepted means queued for analysis.
+        if (inserted.changes === 1 && frame.variant === 'compressed') s.insertFrameJob.run(frame.id, now, now, now);
         return { frame, created: inserted.changes === 1 };
       })
       .immediate();
@@ -296,6 +307,7 @@ function prepare(db: Db) {
       `INSERT INTO uploads (id, device_id, camera_id, captured_at, variant, bytes, sha256, dhash, object_key, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
+    insertFrameJob: p(`INSERT INTO jobs (kind, ref, state, run_at, created_at, updated_at) VALUES ('frame', ?, 'pending', ?, ?, ?) ON CONFLICT DO NOTHING`),
     upload: p('SELECT * FROM uploads WHERE id = :id AND (:deviceId IS NULL OR device_id = :deviceId)'),
     pendingUpload: p(
       `SELECT * FROM uploads WHERE device_id = ? AND camera_id = ? AND captured_at = ? AND variant = ?

@@ -1,5 +1,7 @@
 import type { Variant } from '@vigil/protocol';
 import type { AlertStore } from './alert-types.js';
+import type { AnalysisStore } from './analysis-types.js';
+import type { EventStore } from './event-types.js';
 import type { FirmwareStore } from './firmware-types.js';
 import type { FleetStore } from './fleet-types.js';
 import type { CameraInventory, InventoryStore } from './inventory-types.js';
@@ -114,6 +116,10 @@ export interface CloudStore {
   readonly firmware: FirmwareStore;
   /** Dashboard users and their sessions (user-types.ts). */
   readonly users: UserStore;
+  /** The analysis pipeline's jobs, state and settings (analysis-types.ts). */
+  readonly analysis: AnalysisStore;
+  /** Scene events and the live stream's log (event-types.ts). */
+  readonly events: EventStore;
 
   /** Finds the site by name or creates it, and records a claim code (by hash) for it. */
   createClaimCode(input: { siteName: string; newSiteId: string; codeHash: string; expiresAt: number; now: number }): Promise<SiteRecord>;
@@ -145,7 +151,8 @@ export interface CloudStore {
   getUpload(id: string, deviceId?: string): Promise<UploadRecord | null>;
   /**
    * Records the frame of a verified upload (insert-or-keep on the frame identity) and marks the
-   * upload completed. Retrying returns the same frame with created=false.
+   * upload completed; a new compressed frame is queued for analysis in the same transaction.
+   * Retrying returns the same frame with created=false.
    */
   completeUpload(uploadId: string, newFrameId: string, now: number): Promise<CompleteResult>;
 
