@@ -7,7 +7,7 @@ import { VisionAnalyser } from '../src/analysis/vision-analyser.js';
 import { systemSleep, type Clock } from '../src/lib/clock.js';
 import { ChatClient } from '../src/llm/chat-client.js';
 import { OpenAiTestDouble } from './doubles/openai-double.js';
-import { makeJpeg } from './helpers.js';
+import { eventually, makeJpeg } from './helpers.js';
 
 // The protection around an analyser: retries (how many, how long between), the circuit breaker
 // driven by real HTTP failures from the scripted test double, the concurrency limit measured at
@@ -223,23 +223,22 @@ t.test('read timeout, reset and a refused connection are retried', async (t) => 
   t.same(d.clock.sleeps, [1_000, 2_000, 4_000]);
 });
 
-t.test('concurrency: 10 calls against a slow double, never more than 4 at the server', async (t) => {
+t.test('concurrency: 10 calls against a slow double (300 ms), never more than 4 at the server', async (t) => {
   const model = await OpenAiTestDouble.start(t);
-  model.fallback = { content: GOOD_ANSWER, delayMs: 200 };
+  model.fallback = { content: GOOD_ANSWER, delayMs: 300 };
   const client = new ChatClient({ baseUrl: model.baseUrl, model: 'vision', timeoutMs: 5_000 });
   t.teardown(() => client.close());
   const { r } = resilient(new VisionAnalyser({ client }));
   const started = Date.now();
   const calls = Array.from({ length: 10 }, () => r.analyse(input));
-  await new Promise((res) => setTimeout(res, 100));
+  await eventually(() => model.inFlight === 4, 'the first 4 calls at the server');
   t.match(r.status(), { inFlight: 4, queued: 6 }, 'status shows the line');
-  t.equal(model.inFlight, 4, 'the server holds 4');
   const results = await Promise.all(calls);
   const took = Date.now() - started;
   t.equal(results.length, 10);
   t.equal(model.requests.length, 10);
   t.equal(model.maxInFlight, 4, 'never more than 4 at once, measured at the server');
-  t.ok(took >= 600 && took < 3_000, `3 rounds of 200 ms: ${took} ms`);
+  t.ok(took >= 900 && took < 5_000, `3 rounds of 300 ms: ${took} ms`);
   t.match(r.status(), { inFlight: 0, queued: 0 });
 
   const one = resilient(new VisionAnalyser({ client }), { concurrency: 1 });
