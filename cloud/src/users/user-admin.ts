@@ -57,5 +57,5 @@ function noSuchUser(name: string): CloudError {
 }
 
 function iso(ms: number): string {
-  return new Date(ms).toISOString().replace('.000Z', 'Z');
+  return new Date(ms).toISOString().slice(0, 19) + 'Z';
 }
