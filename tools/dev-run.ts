@@ -61,6 +61,17 @@ start('cloud', process.execPath, [cloudCli, 'serve'], cloudEnv);
 await waitFor('the cloud', async () => (await fetch(`${CLOUD_URL}/healthz`)).ok);
 const adminToken = readFileSync(join(RUN, 'cloud', 'admin-token'), 'utf8').trim();
 
+// The dashboard's user: `admin` with a generated password, kept in .run/cloud/dashboard-password
+// so every run prints the same one (delete the file for a new one).
+const passwordFile = join(RUN, 'cloud', 'dashboard-password');
+const newPassword = !existsSync(passwordFile);
+if (newPassword) writeFileSync(passwordFile, `${randomBytes(12).toString('base64url')}\n`, { mode: 0o600 });
+const dashboardPassword = readFileSync(passwordFile, 'utf8').trim();
+const cliEnv = { ...process.env, ...cloudEnv, VIGIL_USER_PASSWORD: dashboardPassword };
+const users = execFileSync(process.execPath, [cloudCli, 'user', 'list'], { env: cliEnv, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+if (!/^admin\t/im.test(users)) execFileSync(process.execPath, [cloudCli, 'user', 'add', 'admin'], { env: cliEnv, stdio: ['ignore', 'ignore', 'inherit'] });
+else if (newPassword) execFileSync(process.execPath, [cloudCli, 'user', 'passwd', 'admin'], { env: cliEnv, stdio: ['ignore', 'ignore', 'inherit'] });
+
 const camera = spawn('/usr/bin/python3', [join(ROOT, 'tools/rtsp-camera.py'), '--port', '0', '--size', '1280x720', '--mount', '/front:ball', '--mount', '/till:smpte'], {
   cwd: ROOT,
   stdio: ['ignore', 'pipe', 'inherit'],
@@ -112,7 +123,7 @@ console.log(`
 Vigil is running on the embedded default (SQLite + a local object folder).
 
   cloud        ${CLOUD_URL}            log: .run/cloud.log, data: .run/cloud/
-  dashboard    ${CLOUD_URL}/?token=${adminToken}
+  dashboard    ${CLOUD_URL}/login user admin password ${dashboardPassword}
   test camera  ${rtspBase}/front and ${rtspBase}/till (moving test patterns)
   agent        config: .run/agent/agent.json, log: .run/agent.log, spool: .run/agent/spool/
   status page  http://127.0.0.1:8080/ (the device's page for technicians; setup PIN in .run/agent/setup-pin)
