@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { readCookie, requestUser, sameOriginOnly, sessionUser } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { issueClaimCode } from '../claim-codes.js';
@@ -32,16 +32,8 @@ export const dashboardRoutes: FastifyPluginAsync<{ ctx: AppContext }> = async (a
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });
 
-  // Every route here: POSTs only from this site; pages only for a logged-in person (or the
-  // admin token). A page asked for without a login leads to the login, and back after it.
   app.addHook('onRequest', sameOriginOnly(ctx));
-  app.addHook('onRequest', async (req, reply) => {
-    if (PUBLIC_PATHS.has(req.routeOptions.url ?? '')) return;
-    req.user = await requestUser(ctx, req);
-    if (req.user) return;
-    if (req.method === 'GET' || req.method === 'HEAD') return reply.redirect(`/login?next=${encodeURIComponent(req.url)}`, 303);
-    return loginPage(reply.status(401), { error: 'Your session has ended: log in again, then repeat what you did.' });
-  });
+  app.addHook('onRequest', dashboardGuard(ctx));
 
   app.get<{ Querystring: { next?: string } }>('/login', async (req, reply) => {
     const next = localPath(req.query.next);
@@ -113,6 +105,26 @@ export const dashboardRoutes: FastifyPluginAsync<{ ctx: AppContext }> = async (a
 
   app.get('/firmware', async (_req, reply) => send(reply, await renderFirmware(ctx)));
 };
+
+/**
+ * onRequest hook for dashboard pages (with sameOriginOnly for their POSTs): a logged-in person
+ * (or the admin token) passes, with req.user set; a page asked for without a login leads to
+ * /login and back after it; a POST without one gets the login form with 401. /login and
+ * /logout pass through. For routes in other plugins too (their own scope needs both hooks).
+ */
+export function dashboardGuard(ctx: AppContext) {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (PUBLIC_PATHS.has(req.routeOptions.url ?? '')) return;
+    req.user = await requestUser(ctx, req);
+    if (req.user) return;
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      await reply.redirect(`/login?next=${encodeURIComponent(req.url)}`, 303);
+      return;
+    }
+    const html = page('Vigil — log in', loginForm({ error: 'Your session has ended: log in again, then repeat what you did.' }), { nav: false });
+    await reply.status(401).type('text/html').header('cache-control', 'no-store').send(html);
+  };
+}
 
 /** Routes anyone may reach: the login itself, and logging out (harmless without a session). */
 const PUBLIC_PATHS = new Set(['/login', '/logout']);
