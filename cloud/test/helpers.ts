@@ -23,7 +23,7 @@ import type { Test } from 'tap';
 import { request } from 'undici';
 import type { CloudConfigInput } from '../src/config.js';
 import { systemSleep, type Sleep } from '../src/lib/clock.js';
-import { startCloud, type RunningCloud } from '../src/main.js';
+import { startCloud, type CloudDeps, type RunningCloud } from '../src/main.js';
 import { addUser } from '../src/users/user-admin.js';
 
 interface Tap {
@@ -114,9 +114,19 @@ export interface TestCloud extends RunningCloud {
 /** Jitter off: retry delays are exactly the backoff ladder's. */
 const NO_JITTER = () => 0.5;
 
-export async function startTestCloud(t: Tap, overrides: Partial<CloudConfigInput> = {}, clock: TestClock = fakeClock()): Promise<TestCloud> {
+/**
+ * A cloud on loopback over a temp data dir. The object detector is off unless `deps` gives one
+ * (the tests that are about analysis do): loading its model costs a second and the frames most
+ * tests upload are not pictures of anything.
+ */
+export async function startTestCloud(
+  t: Tap,
+  overrides: Partial<CloudConfigInput> = {},
+  clock: TestClock = fakeClock(),
+  deps: Pick<CloudDeps, 'analyser' | 'detector' | 'logger'> = {},
+): Promise<TestCloud> {
   const dataDir = overrides.dataDir ?? tempDir(t);
-  const cloud = await startCloud({ port: 0, logLevel: 'silent', ...overrides, dataDir }, { now: clock.now, sleep: clock.sleep, random: NO_JITTER });
+  const cloud = await startCloud({ port: 0, logLevel: 'silent', ...overrides, dataDir }, { now: clock.now, sleep: clock.sleep, random: NO_JITTER, detector: null, ...deps });
   t.teardown(() => cloud.close());
   return Object.assign(cloud, { clock, dataDir });
 }

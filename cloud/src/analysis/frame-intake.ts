@@ -9,9 +9,11 @@ import type { AnalysisSettings } from './settings.js';
 // bits. The device's 4096-bit hash (65×64) is right for what it is used for — telling a frozen
 // camera's identical frames apart from live ones — but too fine for dedupe: sensor noise alone
 // flips 5–7 % of its bits on a textured scene, about as many as a person walking in at a
-// distance. At 16×16 each bit averages a 40×22-pixel block of a 640×360 frame, so noise flips
-// at most 3 bits while a person a sixth of the frame high flips 5–9 and a close one 26–38
-// (measured on generated sequences: analysis-dedupe.test.ts).
+// distance. At 16×16 each bit averages a 40×22-pixel block of a 640×360 frame: noise flips at
+// most 4 bits in good light and 7 in half the light, a person a third of the frame high 11–27,
+// a close one 26–38 (measured on the sequences of analysis-dedupe.test.ts). A person far away
+// (a sixth of the frame high: 5–9 bits) may wait for a step closer or the periodic re-analysis;
+// a camera that must see them gets a lower threshold.
 
 /** The dedupe hash's thumbnail: 17×16 → 16×16 = 256 bits. */
 export const DEDUPE_HASH_WIDTH = 17;
@@ -41,16 +43,16 @@ export async function inspectFrame(bytes: Buffer): Promise<Inspection> {
  * is older than `reanalyseAfterS` (a static scene is still looked at now and then). Otherwise it
  * is a duplicate: skipped and counted.
  *
- * A global brightness change (lights on or off, a camera switching to infrared) changes the
- * contrast between neighbouring blocks enough to pass the default threshold (9 bits for half
- * the light, 16 for infrared, measured): the first frame in the new light is analysed — lights
- * coming on at night in a closed shop is worth a look — and becomes the reference, so the
- * frames after it are duplicates again (analysis-dedupe.test.ts).
+ * A global brightness change keeps most of a dHash, which compares neighbouring blocks rather
+ * than absolute values: lights at half (4–7 bits, measured) are the same scene and skipped. A
+ * camera switching to infrared changes the picture's structure (13–16 bits): its first frame is
+ * analysed and becomes the reference, so the infrared frames after it are duplicates again
+ * (analysis-dedupe.test.ts). Lights going fully on or off in a closed shop changes far more.
  */
 export function decideIntake(state: AnalysisCameraState | null, capturedAt: number, inspection: Inspection, s: AnalysisSettings): IntakeDecision {
   if (!inspection.ok) return { kind: 'invalid', reason: inspection.reason };
   const ref = state?.refDhash ?? null;
-  if (ref === null || state?.refCapturedAt == null) return { kind: 'batched', distance: null, reason: 'first', dhash: inspection.dhash };
+  if (ref === null || state === null || state.refCapturedAt === null) return { kind: 'batched', distance: null, reason: 'first', dhash: inspection.dhash };
   const distance = hammingDistance(inspection.dhash, ref);
   if (distance >= s.dedupeThreshold) return { kind: 'batched', distance, reason: 'changed', dhash: inspection.dhash };
   if (s.reanalyseAfterS > 0 && Math.abs(capturedAt - state.refCapturedAt) >= s.reanalyseAfterS * 1000) {

@@ -70,6 +70,8 @@ export class AnalysisPipeline {
   readonly #status: PipelineStatus = { lastIntakeAt: null, lastBatchAt: null, running: 0, lastError: null };
   #lastSweep = 0;
   #lastPrune = 0;
+  /** Passes run one at a time (the loop's and runOnce()'s), so frames are taken in order. */
+  #passes: Promise<void> = Promise.resolve();
 
   constructor(o: PipelineOptions) {
     this.#o = o;
@@ -91,7 +93,7 @@ export class AnalysisPipeline {
     while (!signal.aborted) {
       let wait = IDLE_LOOK_MS;
       try {
-        await this.#pass(signal, false);
+        await this.#exclusive(() => this.#pass(signal, false));
         wait = await this.#nextWait();
         this.#status.lastError = null;
       } catch (err) {
@@ -110,8 +112,14 @@ export class AnalysisPipeline {
    * the sweep. Tests and benchmarks drive the pipeline with this instead of run().
    */
   async runOnce(signal: AbortSignal = new AbortController().signal): Promise<void> {
-    await this.#pass(signal, true);
+    await this.#exclusive(() => this.#pass(signal, true));
     await Promise.allSettled(this.#running.values());
+  }
+
+  #exclusive(fn: () => Promise<void>): Promise<void> {
+    const p = this.#passes.then(fn);
+    this.#passes = p.catch(() => undefined);
+    return p;
   }
 
   async #pass(signal: AbortSignal, drain: boolean): Promise<void> {

@@ -58,8 +58,9 @@ export const SettingsPatchSchema = AnalysisSettingsSchema.partial();
 export type SettingsPatch = z.infer<typeof SettingsPatchSchema>;
 
 export const DEFAULT_ANALYSIS_SETTINGS: AnalysisSettings = {
-  // Noise flips up to 3 bits; a person a sixth of the frame high, 5–9 (frame-intake.ts).
-  dedupeThreshold: 5,
+  // Noise flips up to 4 bits in good light, up to 7 in half the light; a person a third of
+  // the frame high, 11–27 (frame-intake.ts).
+  dedupeThreshold: 8,
   reanalyseAfterS: 600,
   batchWindowS: 90,
   batchIdleS: 30,
