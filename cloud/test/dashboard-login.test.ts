@@ -3,9 +3,9 @@ import Fastify from 'fastify';
 import { adminAuth, peopleAuth, sameOriginOnly } from '../src/auth.js';
 import { toErrorBody } from '../src/http-errors.js';
 import { localPath } from '../src/routes/dashboard.js';
-import { addUser, disableUser } from '../src/users/user-admin.js';
+import { disableUser } from '../src/users/user-admin.js';
 import { SESSION_TTL_MS } from '../src/users/sessions.js';
-import { DASHBOARD_PASSWORD, DASHBOARD_USER, http, loginDashboard, startTestCloud, type TestCloud } from './helpers.js';
+import { addDashboardUser, DASHBOARD_PASSWORD, DASHBOARD_USER, http, loginDashboard, startTestCloud, type TestCloud } from './helpers.js';
 
 // The dashboard's login on a real cloud (fake clock): the form, the session cookie, where a
 // login leads, logout, expiry, disabled users, the lockout over HTTP and the same-origin rule;
@@ -25,7 +25,7 @@ function sessionOf(setCookie: unknown): string {
 
 t.test('a page without a login leads to /login and, after it, back to the page', async (t) => {
   const cloud = await startTestCloud(t);
-  await addUser(cloud.store.users, 'ana', DASHBOARD_PASSWORD, cloud.clock.now());
+  await addDashboardUser(cloud, 'ana');
 
   const anon = await http(cloud.url, 'GET', '/cameras?device=dev_1');
   t.equal(anon.status, 303);
@@ -171,7 +171,7 @@ t.test('cross-site POSTs are refused; same-site ones pass', async (t) => {
 
 t.test('behind https: a Secure cookie, and the public URL counts as this site', async (t) => {
   const cloud = await startTestCloud(t, { publicUrl: 'https://vigil.example' });
-  await addUser(cloud.store.users, 'ana', DASHBOARD_PASSWORD, cloud.clock.now());
+  await addDashboardUser(cloud, 'ana');
   const res = await postLogin(cloud, { user: 'ana', password: DASHBOARD_PASSWORD }, { origin: 'https://vigil.example' });
   t.equal(res.status, 303);
   t.match(String(res.headers['set-cookie']), /; Secure$/);

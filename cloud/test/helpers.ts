@@ -24,7 +24,7 @@ import { request } from 'undici';
 import type { CloudConfigInput } from '../src/config.js';
 import { systemSleep, type Sleep } from '../src/lib/clock.js';
 import { startCloud, type CloudDeps, type RunningCloud } from '../src/main.js';
-import { addUser } from '../src/users/user-admin.js';
+import { hashPassword, type ScryptParams } from '../src/users/passwords.js';
 
 interface Tap {
   teardown(fn: () => unknown): void;
@@ -292,13 +292,21 @@ export async function listAlerts(cloud: RunningCloud, query = 'state=all'): Prom
 /** The dashboard user loginDashboard makes (once per cloud) and its password. */
 export const DASHBOARD_USER = 'admin';
 export const DASHBOARD_PASSWORD = 'correct horse battery';
+/** A cheap scrypt setting for test users (the string carries it, so logins verify the same way). */
+export const TEST_SCRYPT: ScryptParams = { N: 1024, r: 8, p: 1 };
+
+/** Makes a dashboard user directly in the cloud's store, with a cheap hash (keeps tests fast). */
+export async function addDashboardUser(cloud: TestCloud, name = DASHBOARD_USER, password = DASHBOARD_PASSWORD): Promise<void> {
+  const passwordHash = await hashPassword(password, TEST_SCRYPT);
+  if (!(await cloud.store.users.createUser({ id: `usr_test_${name}`, name, passwordHash, role: 'admin', now: cloud.clock.now() }))) throw new Error(`user ${name} exists`);
+}
 
 /**
  * Logs in to the dashboard as DASHBOARD_USER (made on first use) through POST /login; returns
  * the Cookie header value ("vigil_session=…") to send with the dashboard's requests.
  */
 export async function loginDashboard(cloud: TestCloud, t?: Pick<Test, 'equal'>): Promise<string> {
-  if (!(await cloud.store.users.findUser(DASHBOARD_USER))) await addUser(cloud.store.users, DASHBOARD_USER, DASHBOARD_PASSWORD, cloud.clock.now());
+  if (!(await cloud.store.users.findUser(DASHBOARD_USER))) await addDashboardUser(cloud);
   const body = new URLSearchParams({ user: DASHBOARD_USER, password: DASHBOARD_PASSWORD }).toString();
   const res = await http(cloud.url, 'POST', '/login', { body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
   t?.equal(res.status, 303, 'logged in to the dashboard');
