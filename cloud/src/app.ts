@@ -6,6 +6,7 @@ import { toErrorBody } from './http-errors.js';
 import { adminApi } from './routes/admin-api.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { deviceApi } from './routes/device-api.js';
+import { eventStreamRoutes } from './routes/event-stream.js';
 import { objectRoutes } from './routes/objects.js';
 
 /** JSON API bodies are small; frame bytes never pass through the JSON parser. */
@@ -50,6 +51,8 @@ export async function buildApp(ctx: AppContext, logger: Logger): Promise<Fastify
 
   app.get('/healthz', async () => ({ ok: true }));
   await app.register(deviceApi, { prefix: '/v1', ctx });
+  // People-facing (a dashboard session or the admin token), next to the device API it streams from.
+  await app.register(eventStreamRoutes, { prefix: '/v1', ctx });
   await app.register(adminApi, { prefix: '/admin/v1', ctx });
   if (ctx.folder) await app.register(objectRoutes, { ctx, folder: ctx.folder });
   await app.register(dashboardRoutes, { ctx });

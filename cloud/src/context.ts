@@ -1,5 +1,7 @@
 import type { AlertService } from './alerts/alert-service.js';
 import type { AnalysisPipeline } from './analysis/pipeline.js';
+import type { ResilientAnalyser } from './analysis/resilient-analyser.js';
+import type { Broadcast } from './lib/broadcast.js';
 import type { CloudConfig } from './config.js';
 import type { BundleIntake } from './firmware/bundle-intake.js';
 import type { BundleVerifier } from './firmware/bundle-verifier.js';
@@ -23,6 +25,10 @@ export interface AppContext {
   alerts: AlertService;
   /** Woken when a frame is recorded, so analysis starts at once. */
   analysis: Pick<AnalysisPipeline, 'wake' | 'status'>;
+  /** The vision model behind its protection (its breaker's state), when configured. */
+  analyser: Pick<ResilientAnalyser, 'status' | 'name'> | undefined;
+  /** Notified after every event and alert change: the live stream's connections wait on it. */
+  changes: Broadcast;
   /** Where uploaded bundles land first, and what checks their signature (unset: no keyring). */
   firmware: { intake: BundleIntake; verifier: BundleVerifier | undefined };
 }

@@ -18,6 +18,7 @@ import { BundleIntake } from './firmware/bundle-intake.js';
 import { RaucVerifier } from './firmware/bundle-verifier.js';
 import { FleetWatch } from './fleet/fleet-watch.js';
 import { Triage } from './fleet/triage.js';
+import { Broadcast } from './lib/broadcast.js';
 import { systemSleep, type Clock, type Sleep } from './lib/clock.js';
 import { loadOrCreateSecret } from './lib/secrets.js';
 import { ChatClient } from './llm/chat-client.js';
@@ -120,13 +121,13 @@ export async function startCloud(input: CloudConfigInput, deps: CloudDeps = {}):
   const { store, folder, adminToken, objectsDir } = await openCloudParts(config, logger);
   const clock: Clock = { now: deps.now ?? Date.now, sleep: deps.sleep ?? systemSleep };
   const services = buildServices(config, store, folder, clock, deps, logger);
-  const { fleet, alerts, notifications, triage, analysis, analyser } = services;
+  const { fleet, alerts, notifications, triage, analysis, analyser, changes } = services;
   const firmware = {
     intake: await BundleIntake.open(join(config.dataDir, FIRMWARE_INCOMING_DIR), config.maxBundleBytes),
     verifier: config.firmwareKeyring ? new RaucVerifier({ keyring: config.firmwareKeyring }) : undefined,
   };
   if (!firmware.verifier) logger.warn('no firmwareKeyring (VIGIL_FIRMWARE_KEYRING): firmware bundles are stored without a signature check; production must set it');
-  const ctx: AppContext = { config, store, objects: folder, folder, adminToken, now: clock.now, fleet, alerts, analysis, firmware };
+  const ctx: AppContext = { config, store, objects: folder, folder, adminToken, now: clock.now, fleet, alerts, analysis, analyser, changes, firmware };
   let app: FastifyInstance;
   try {
     app = await buildApp(ctx, logger);
@@ -185,7 +186,16 @@ function buildServices(config: CloudConfig, store: SqliteStore, objects: FolderS
     random,
     logger: logger.child({ part: 'notifications' }),
   });
-  const alerts = new AlertService({ store: store.alerts, targets: config.webhookUrls, now: clock.now, onEnqueued: () => notifications.wake(), logger: logger.child({ part: 'alerts' }) });
+  // Every alert change and every event lands in the live stream's log; this wakes its readers.
+  const changes = new Broadcast();
+  const alerts = new AlertService({
+    store: store.alerts,
+    targets: config.webhookUrls,
+    now: clock.now,
+    onEnqueued: () => notifications.wake(),
+    onChanged: () => changes.notify(),
+    logger: logger.child({ part: 'alerts' }),
+  });
   const triage =
     config.triageBaseUrl && config.triageModel
       ? new Triage({
@@ -218,7 +228,7 @@ function buildServices(config: CloudConfig, store: SqliteStore, objects: FolderS
     await detector?.close();
     await chat?.close();
   };
-  return { fleet, alerts, notifications, triage, analysis, analyser, stop };
+  return { fleet, alerts, notifications, triage, analysis, analyser, changes, stop };
 }
 
 /** The analysis pipeline with its detector (started on first use) and vision model (when configured). */

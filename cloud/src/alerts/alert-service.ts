@@ -19,6 +19,8 @@ export interface AlertServiceOptions {
   now: () => number;
   /** Called after notifications were recorded (wakes the dispatcher). */
   onEnqueued: () => void;
+  /** Called after every change (wakes the live stream). */
+  onChanged?: () => void;
   logger: Logger;
 }
 
@@ -108,6 +110,7 @@ export class AlertService {
   }
 
   #enqueued(): void {
+    this.#o.onChanged?.();
     if (this.#o.targets.length > 0) this.#o.onEnqueued();
   }
 }

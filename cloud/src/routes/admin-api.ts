@@ -5,6 +5,7 @@ import type { AppContext } from '../context.js';
 import { CloudError } from '../errors.js';
 import type { SiteRecord } from '../store/types.js';
 import { firmwareAdminRoutes } from './firmware-admin.js';
+import { eventRoutes } from './events.js';
 import { fleetAdminRoutes } from './fleet-admin.js';
 import { frameReadRoutes } from './frames.js';
 
@@ -23,7 +24,7 @@ const idParams = { type: 'object', required: ['id'], properties: { id: { type: '
 
 /** The people-facing API under /admin/v1, behind the admin token. */
 export const adminApi: FastifyPluginAsync<{ ctx: AppContext }> = async (app, { ctx }) => {
-  app.addHook('onRequest', adminAuth(ctx.adminToken));
+  app.addHook('onRequest', adminAuth(ctx));
 
   app.post<{ Body: { site: string; ttlSeconds?: number } }>('/claim-codes', { schema: claimCodeSchema }, async (req, reply): Promise<IssuedClaimCode> => {
     const issued = await issueClaimCode(ctx.store, { site: req.body.site, ttlSeconds: req.body.ttlSeconds ?? ctx.config.claimCodeTtlS, now: ctx.now() });
@@ -43,5 +44,6 @@ export const adminApi: FastifyPluginAsync<{ ctx: AppContext }> = async (app, { c
 
   await app.register(fleetAdminRoutes, { ctx });
   await app.register(firmwareAdminRoutes, { ctx });
+  await app.register(eventRoutes, { ctx });
   await app.register(frameReadRoutes, { ctx, scope: () => undefined, imagePath: (frameId) => `/admin/v1/frames/${frameId}/image` });
 };
