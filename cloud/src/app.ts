@@ -23,6 +23,7 @@ export async function buildApp(ctx: AppContext, logger: Logger): Promise<Fastify
     logController: new LogController({ disableRequestLogging: true }),
   });
   app.decorateRequest('device', null);
+  app.decorateRequest('user', null);
 
   // Fastify's own JSON parser drops the parse error's reason; keep it, a client needs it.
   app.removeContentTypeParser('application/json');

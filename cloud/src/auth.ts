@@ -81,13 +81,11 @@ export function peopleAuth(ctx: Pick<AppContext, 'store' | 'now' | 'adminToken'>
  * session for reads only (GET, HEAD: the dashboard's thumbnails), since the dashboard's own
  * forms post to dashboard routes and scripts use the token.
  */
-export function adminAuth(given: Pick<AppContext, 'store' | 'now' | 'adminToken'> | string) {
-  // TODO(admin-api.ts): pass ctx; a bare token (the old call) allows no sessions.
-  const ctx = typeof given === 'string' ? { adminToken: given, store: undefined, now: Date.now } : given;
+export function adminAuth(ctx: Pick<AppContext, 'store' | 'now' | 'adminToken'>) {
   return async (req: FastifyRequest): Promise<void> => {
     const bearer = bearerToken(req);
     const read = req.method === 'GET' || req.method === 'HEAD';
-    const user = bearer === undefined && read && ctx.store ? await sessionUser({ store: ctx.store, now: ctx.now }, req) : null;
+    const user = bearer === undefined && read ? await sessionUser(ctx, req) : null;
     if (user) {
       req.user = { name: user.name, via: 'session' };
       return;

@@ -38,6 +38,8 @@ export const CloudConfigSchema = z
     /** Else generated once and kept in <dataDir>/url-signing-key (0600). */
     urlSigningKey: z.string().min(32, 'must be at least 32 characters').optional(),
     claimCodeTtlS: positiveInt(86_400),
+    /** How long a dashboard login lasts. */
+    sessionTtlS: positiveInt(7 * 86_400),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
     // Fleet watch (see fleet/fleet-watch.ts).
@@ -163,6 +165,7 @@ export const CONFIG_OPTIONS: readonly OptionSource[] = [
   { key: 'rateLimitWindowMs', env: 'VIGIL_RATE_LIMIT_WINDOW_MS', flag: 'rate-limit-window-ms', type: 'number' },
   { key: 'urlSigningKey', env: 'VIGIL_URL_SIGNING_KEY', type: 'string' },
   { key: 'claimCodeTtlS', env: 'VIGIL_CLAIM_CODE_TTL_S', flag: 'claim-code-ttl-s', type: 'number' },
+  { key: 'sessionTtlS', env: 'VIGIL_SESSION_TTL_S', flag: 'session-ttl-s', type: 'number' },
   { key: 'logLevel', env: 'VIGIL_LOG_LEVEL', flag: 'log-level', type: 'string' },
   { key: 'fleetSweepIntervalS', env: 'VIGIL_FLEET_SWEEP_INTERVAL_S', flag: 'fleet-sweep-interval-s', type: 'number' },
   { key: 'deviceSilentS', env: 'VIGIL_DEVICE_SILENT_S', flag: 'device-silent-s', type: 'number' },

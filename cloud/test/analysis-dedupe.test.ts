@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { DEDUPE_HASH_BITS } from '../src/analysis/frame-intake.js';
 import { claimDevice, describeJpeg, startTestCloud, uploadFrame, type TestCloud } from './helpers.js';
 import { dimmed, encode, infrared, paste, person, photoScene, withNoise, type Raw } from './scenes.js';
@@ -12,7 +12,7 @@ import { dimmed, encode, infrared, paste, person, photoScene, withNoise, type Ra
 const START = Date.UTC(2026, 11, 6, 12, 0, 0);
 const EVERY_MS = 30_000;
 
-async function setup(t: Tap) {
+async function setup(t: Test) {
   const cloud = await startTestCloud(t, { batchWindowS: 0 });
   const { token } = await claimDevice(cloud);
   let n = 0;
@@ -24,7 +24,6 @@ async function setup(t: Tap) {
   };
   return { cloud, send };
 }
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0];
 
 async function cameraCounts(cloud: TestCloud, key = 'cam-a') {
   const cam = (await cloud.store.listCameras()).find((c) => c.key === key)!;

@@ -30,6 +30,12 @@ export function testPattern(): Buffer {
   return execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', `testsrc2=size=${SCENE_WIDTH}x${SCENE_HEIGHT}`, '-frames:v', '1', '-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', '4', '-']);
 }
 
+/** The test pattern as a scene to paste into. */
+export async function patternScene(): Promise<Raw> {
+  const data = await sharp(testPattern()).removeAlpha().raw().toBuffer();
+  return { data, width: SCENE_WIDTH, height: SCENE_HEIGHT };
+}
+
 /** The person of the sample's dinner scene, cut out, `height` pixels high (a JPEG to composite). */
 export async function person(height: number): Promise<Buffer> {
   return sharp(SAMPLE_PHOTO).extract({ left: 181, top: 19, width: 213, height: 383 }).resize({ height }).jpeg().toBuffer();

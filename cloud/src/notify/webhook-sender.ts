@@ -8,6 +8,8 @@ import { parseRetryAfter } from '../lib/backoff.js';
 export const SIGNATURE_HEADER = 'x-vigil-signature';
 export const EVENT_HEADER = 'x-vigil-event';
 export const DELIVERY_HEADER = 'x-vigil-delivery';
+/** The same value as the delivery header, under the name many receivers dedupe on. */
+export const IDEMPOTENCY_HEADER = 'idempotency-key';
 const CONNECT_TIMEOUT_MS = 5_000;
 
 /** Stable codes of a failed delivery, and whether another attempt may succeed. */
@@ -94,6 +96,7 @@ export class WebhookSender {
           [SIGNATURE_HEADER]: `sha256=${signBody(this.#secret, m.body)}`,
           [EVENT_HEADER]: m.event,
           [DELIVERY_HEADER]: m.id,
+          [IDEMPOTENCY_HEADER]: m.id,
         },
         body: m.body,
       });

@@ -26,7 +26,6 @@ export const dashboardRoutes: FastifyPluginAsync<{ ctx: AppContext }> = async (a
   const send = (reply: FastifyReply, html: string) => reply.type('text/html').header('cache-control', 'no-store').send(html);
   const loginPage = (reply: FastifyReply, o: Parameters<typeof loginForm>[0] = {}) => send(reply, page('Vigil — log in', loginForm(o), { nav: false }));
 
-  if (!app.hasRequestDecorator('user')) app.decorateRequest('user', null);
   // Forms post urlencoded bodies; URLSearchParams reads them (one small parser, this scope only).
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
@@ -47,7 +46,7 @@ export const dashboardRoutes: FastifyPluginAsync<{ ctx: AppContext }> = async (a
     const again = { user: name, next: next === '/' ? undefined : next };
     try {
       const user = await logins.login(name, req.body?.password ?? '');
-      const session = await startSession(ctx.store.users, user.id, ctx.now());
+      const session = await startSession(ctx.store.users, user.id, ctx.now(), ctx.config.sessionTtlS * 1000);
       req.log.info({ user: user.name }, 'dashboard login');
       const maxAgeS = Math.floor((session.expiresAt - ctx.now()) / 1000);
       return reply.header('set-cookie', sessionCookie(session.token, maxAgeS, secure)).redirect(next, 303);

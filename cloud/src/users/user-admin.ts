@@ -1,7 +1,7 @@
 // Managing dashboard users from the command line (vigil-cloud user ...): there is no sign-up
 // page, so whoever runs the server decides who may log in.
-import { randomBytes } from 'node:crypto';
 import { CloudError, ConfigError } from '../errors.js';
+import { newId } from '../lib/ids.js';
 import type { UserRecord, UserStore } from '../store/user-types.js';
 import { hashPassword } from './passwords.js';
 
@@ -19,7 +19,7 @@ export function checkUserName(name: string): string {
 export async function addUser(users: UserStore, name: string, password: string, now: number): Promise<UserRecord> {
   checkUserName(name);
   const passwordHash = await hashPassword(password);
-  const id = `usr_${randomBytes(12).toString('base64url')}`;
+  const id = newId('usr');
   if (!(await users.createUser({ id, name, passwordHash, role: 'admin', now }))) throw new CloudError('USER_EXISTS', `a user "${name}" already exists`);
   return (await users.findUser(name))!;
 }
