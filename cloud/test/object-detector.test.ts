@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,7 @@ import { DETECTOR_ERRORS, DetectorError, WorkerDetector, type Detection } from '
 const execFileP = promisify(execFile);
 /** The worker that object-detector.ts starts; a fixture below wraps it. */
 const WORKER_URL = new URL('../src/detect/detector-worker.ts', import.meta.url);
+const DETECTOR_URL = new URL('../src/detect/object-detector.ts', import.meta.url);
 
 /** Human's sample collage (1280x1158): a row of thumbnails over a group photo. */
 function samplesJpeg(): Buffer {
@@ -284,4 +286,31 @@ t.test('close() fails waiting requests and later calls with DETECTOR_CLOSED', as
   await Promise.all([running, waiting]);
   await rejectsWith(t, detector.detect(image), 'DETECTOR_CLOSED', 'a call after close');
   t.equal(detector.status().ready, false);
+});
+
+t.test('an idle detector does not keep the process alive', async (t) => {
+  // A server closes its detector on shutdown; a script that forgets to must still end.
+  const dir = mkdtempSync(join(tmpdir(), 'vigil-detector-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const script = join(dir, 'forgets-close.mjs');
+  writeFileSync(
+    script,
+    [
+      `import { WorkerDetector } from ${JSON.stringify(DETECTOR_URL.href)};`,
+      'const d = await WorkerDetector.start();',
+      "const found = await d.detect(Buffer.from(process.argv[2], 'base64'));",
+      'console.log(`found ${found.length}`);',
+    ].join('\n'),
+  );
+  const jpeg = await dinnerJpeg(samplesJpeg(), 630, 480);
+  // process.execArgv carries tap's TypeScript loader, so the child can import the .ts source.
+  const child = spawn(process.execPath, [...process.execArgv, script, jpeg.toString('base64')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  clearTimeout(killer);
+  t.equal(signal, null, 'not killed after 30 s');
+  t.equal(code, 0);
+  t.match(out, /found [1-9]/, 'it detected before it ended');
 });

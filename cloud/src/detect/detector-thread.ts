@@ -2,8 +2,6 @@
 // loaded, send it one image at a time, notice when it dies. What to do about a slow or dead
 // thread (time limits, restarts, the queue) is object-detector.ts's business.
 
-import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { DetectorError } from './detector-error.js';
@@ -43,9 +41,7 @@ export class DetectorThread {
    * or it is not ready within `startTimeoutMs`.
    */
   static start(url: URL, setup: WorkerSetup, o: { logger: Logger; startTimeoutMs: number }): Promise<DetectorThread> {
-    const worker = new Worker(url, { workerData: setup, stdout: true, stderr: true, name: 'object-detector' });
-    forwardOutput(worker.stdout, o.logger);
-    forwardOutput(worker.stderr, o.logger);
+    const worker = new Worker(url, { workerData: setup, name: 'object-detector' });
     return new Promise((resolve, reject) => {
       let lastError: Error | null = null;
       const timer = setTimeout(() => fail(new DetectorError('DETECTOR_FAILED', `the detector was not ready within ${o.startTimeoutMs} ms`)), o.startTimeoutMs);
@@ -59,7 +55,9 @@ export class DetectorThread {
         reject(err);
       };
       const onMessage = (m: WorkerReply): void => {
-        if (m.type === 'ready') {
+        if (m.type === 'log') {
+          logWorkerOutput(o.logger, m.text);
+        } else if (m.type === 'ready') {
           done();
           resolve(new DetectorThread(worker, m, o.logger));
         } else if (m.type === 'load-failed') {
@@ -122,6 +120,7 @@ export class DetectorThread {
   }
 
   #onReply(m: WorkerReply): void {
+    if (m.type === 'log') return logWorkerOutput(this.#logger, m.text);
     const call = this.#inFlight;
     if (!call || (m.type !== 'result' && m.type !== 'error') || m.id !== call.id) {
       this.#logger.warn({ reply: m.type }, 'unexpected message from the detector worker');
@@ -150,10 +149,6 @@ export class DetectorThread {
   }
 }
 
-/** The worker's own console output (the model library may print) as log lines, not raw stdout. */
-function forwardOutput(stream: Readable, logger: Logger): void {
-  const lines = createInterface({ input: stream, crlfDelay: Infinity });
-  lines.on('line', (line) => {
-    if (line.trim()) logger.warn({ line }, 'detector worker output');
-  });
+function logWorkerOutput(logger: Logger, text: string): void {
+  if (text.trim()) logger.warn({ output: text }, 'detector worker output');
 }

@@ -14,6 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve, sep } from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
+import { format } from 'node:util';
 import { parentPort, workerData } from 'node:worker_threads';
 import sharp from 'sharp';
 import type { Detection } from './object-detector.js';
@@ -49,6 +50,14 @@ const setup = workerData as WorkerSetup;
 
 function send(msg: WorkerReply): void {
   port!.postMessage(msg);
+}
+
+// The model library prints its own errors and notices to the console: send them to the
+// owner's log instead of raw lines among the server's JSON logs. (Capturing the worker's
+// stdout from the owner would do too, but a stream being read keeps the process alive.)
+for (const method of ['log', 'info', 'warn', 'error', 'debug'] as const) {
+  // eslint-disable-next-line no-console -- replacing the console, not printing to it
+  console[method] = (...args: unknown[]) => send({ type: 'log', text: format(...args) });
 }
 
 /** The folder of an installed package, found through the package's main entry. */
@@ -150,7 +159,8 @@ async function decode(jpeg: Uint8Array): Promise<{ rgb: Uint8Array; w: number; h
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, not 3`);
     return { rgb: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), w: info.width, h: info.height, width: meta.width, height: meta.height };
   } catch (err) {
-    throw new BadImage((err as Error).message);
+    // libvips repeats its complaint on several lines; the first says it.
+    throw new BadImage((err as Error).message.split('\n')[0]);
   }
 }
 

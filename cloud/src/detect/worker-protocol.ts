@@ -36,5 +36,7 @@ export type WorkerReply =
       /** Time spent in the worker: decode, scale, detect. */
       ms: number;
     }
+  /** A line the model library printed to the console, for the owner's log. */
+  | { type: 'log'; text: string }
   /** This image failed; the worker carries on with the next. */
   | { type: 'error'; id: number; code: 'DETECTOR_BAD_IMAGE' | 'DETECTOR_FAILED'; message: string };
