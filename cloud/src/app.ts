@@ -5,6 +5,7 @@ import { CloudError, errorBody } from './errors.js';
 import { toErrorBody } from './http-errors.js';
 import { adminApi } from './routes/admin-api.js';
 import { dashboardRoutes } from './routes/dashboard.js';
+import { dashboardLiveRoutes } from './routes/dashboard-live.js';
 import { deviceApi } from './routes/device-api.js';
 import { eventStreamRoutes } from './routes/event-stream.js';
 import { objectRoutes } from './routes/objects.js';
@@ -57,5 +58,6 @@ export async function buildApp(ctx: AppContext, logger: Logger): Promise<Fastify
   await app.register(adminApi, { prefix: '/admin/v1', ctx });
   if (ctx.folder) await app.register(objectRoutes, { ctx, folder: ctx.folder });
   await app.register(dashboardRoutes, { ctx });
+  await app.register(dashboardLiveRoutes, { ctx });
   return app;
 }
