@@ -41,7 +41,7 @@ function alertRow(a: AlertRecord, now: number, back: string): string {
   const detail = `<details><summary>Detail</summary><pre>${esc(JSON.stringify(a.detail, null, 2))}</pre></details>`;
   const events = a.kind === 'scene' ? `<br><small><a href="/events?camera=${encodeURIComponent(a.cameraId ?? '')}">${a.eventCount} event${a.eventCount === 1 ? '' : 's'}</a>, last ${ago(a.lastEventAt, now)}</small>` : '';
   return `<tr id="alert-${esc(a.id)}" data-alert-id="${esc(a.id)}" data-alert-state="${a.state}"><td class="alert-state">${alertState(a, now)}</td><td class="alert-level">${levelBadge(a.level)}</td>
-    <td class="alert-opened"><span title="${time(a.openedAt)}">${ago(a.openedAt, now)}</span></td><td class="alert-kind">${esc(a.kind)}</td>
+    <td class="alert-opened">${ago(a.openedAt, now)}</td><td class="alert-kind">${esc(a.kind)}</td>
     <td class="alert-device">${esc(a.site)} / ${esc(a.deviceName)}</td><td class="alert-camera">${camera}</td><td><span class="alert-title">${esc(a.title)}</span>${events}${diagnosis}${detail}</td>
     <td class="alert-ack">${ackCell(a, back)}</td></tr>`;
 }

@@ -71,7 +71,7 @@ function eventArticle(e: EventView, alert: AlertRecord | null, now: number, back
     .join('');
   return `<article class="event lvl-${e.level}" id="event-${esc(e.id)}" data-event-id="${esc(e.id)}">
     <header>${levelBadge(e.level)} <span class="risk">risk ${e.riskScore}</span> <b class="camera">${camera}</b> <small>${esc(e.site)} / ${esc(e.deviceName)}</small>
-    <time title="${time(e.startedAt)}">${ago(e.startedAt, now)}</time> <small>${e.source === 'vision' ? esc(e.model ?? 'vision model') : 'object detector'}</small></header>
+    <time datetime="${new Date(e.startedAt).toISOString()}">${ago(e.startedAt, now)}</time> <small>${e.source === 'vision' ? esc(e.model ?? 'vision model') : 'object detector'}</small></header>
     <p class="summary">${esc(e.summary)}</p>
     <details><summary>Reasoning</summary><p>${esc(e.reasoning)}</p>${observations}</details>${problems}
     <p class="detections">${detections ? `Detections: ${detections}` : 'No detections'}</p>
