@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { pathToFileURL } from 'node:url';
+import { pino } from 'pino';
 import sharp from 'sharp';
 import { ANIMALS, anyInteresting, COCO_LABELS, interesting, PERSON, VEHICLES } from '../src/detect/coco.js';
 import { DETECTOR_ERRORS, DetectorError, WorkerDetector, type Detection } from '../src/detect/object-detector.js';
@@ -249,9 +250,12 @@ t.test('a worker that crashes fails what is pending; the next call restarts it',
       "import { parentPort } from 'node:worker_threads';",
       "parentPort.on('message', (m) => { if (Buffer.from(m.jpeg).includes('vigil-crash-here')) process.exit(7); });",
       `await import(${JSON.stringify(WORKER_URL.href)});`,
+      "console.log('a line the library printed');",
     ].join('\n'),
   );
-  const detector = await WorkerDetector.start({ workerUrl: pathToFileURL(fixture), maxQueue: 1 });
+  const logs: Array<{ msg: string; output?: string }> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line)) });
+  const detector = await WorkerDetector.start({ workerUrl: pathToFileURL(fixture), maxQueue: 1, logger });
   t.teardown(() => detector.close());
   const good = await dinnerJpeg(samplesJpeg(), 630, 480);
   const crash = Buffer.concat([good.subarray(0, good.length - 2), Buffer.from('vigil-crash-here'), Buffer.from([0xff, 0xd9])]);
@@ -266,6 +270,9 @@ t.test('a worker that crashes fails what is pending; the next call restarts it',
   const found = await detector.detect(good);
   t.ok(found.some((d) => d.label === 'person'), 'the next call restarts the worker and works');
   t.equal(detector.status().restarts, 1);
+  const printed = logs.find((l) => l.msg === 'detector worker output');
+  t.equal(printed?.output, 'a line the library printed', "the worker's console output reaches the log");
+  t.ok(logs.some((l) => l.msg.includes('worker died')), 'the crash is logged');
 });
 
 t.test('a worker that cannot load fails start() with DETECTOR_FAILED', async (t) => {

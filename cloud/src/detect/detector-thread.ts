@@ -41,7 +41,12 @@ export class DetectorThread {
    * or it is not ready within `startTimeoutMs`.
    */
   static start(url: URL, setup: WorkerSetup, o: { logger: Logger; startTimeoutMs: number }): Promise<DetectorThread> {
-    const worker = new Worker(url, { workerData: setup, name: 'object-detector' });
+    let worker: Worker;
+    try {
+      worker = new Worker(url, { workerData: setup, name: 'object-detector' });
+    } catch (err) {
+      return Promise.reject(new DetectorError('DETECTOR_FAILED', `the detector worker did not start: ${(err as Error).message}`, { cause: err }));
+    }
     return new Promise((resolve, reject) => {
       let lastError: Error | null = null;
       const timer = setTimeout(() => fail(new DetectorError('DETECTOR_FAILED', `the detector was not ready within ${o.startTimeoutMs} ms`)), o.startTimeoutMs);

@@ -208,7 +208,10 @@ async function main(): Promise<void> {
   // chain keeps it so even if it did not.
   let chain = Promise.resolve();
   port!.on('message', (req: DetectRequest) => {
-    chain = chain.then(async () => send(await detect(human, req)));
+    chain = chain
+      .then(() => detect(human, req))
+      .catch((err: unknown): WorkerReply => ({ type: 'error', id: req.id, code: 'DETECTOR_FAILED', message: String((err as Error)?.message ?? err) }))
+      .then(send);
   });
   send({ type: 'ready', loadMs: performance.now() - t0, backend: human.tf.getBackend() });
 }

@@ -24,7 +24,10 @@ export interface Detection {
   label: string;
   /** The model's confidence, 0..1. */
   score: number;
-  /** [x, y, width, height] in pixels of the image that was given (not the scaled copy), top-left origin. */
+  /**
+   * [x, y, width, height] in whole pixels of the image that was given (not the scaled copy the
+   * model saw), top-left origin, as stored: an EXIF orientation tag is not applied.
+   */
   box: [number, number, number, number];
 }
 
