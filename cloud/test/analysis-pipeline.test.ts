@@ -1,4 +1,6 @@
 import t, { type Test } from 'tap';
+import type { EventView } from '../src/routes/events.js';
+import type { AlertRecord } from '../src/store/alert-types.js';
 import { WorkerDetector, type ObjectDetector } from '../src/detect/object-detector.js';
 import { claimDevice, describeJpeg, eventually, fakeClock, http, startTestCloud, uploadFrame, type TestCloud } from './helpers.js';
 import { verifySignature, WebhookReceiver } from './doubles/webhook-receiver.js';
@@ -45,7 +47,7 @@ async function personWalksIn(cloud: TestCloud, token: string, steps: number): Pr
 }
 
 async function events(cloud: TestCloud) {
-  const res = await http<any[]>(cloud.url, 'GET', '/admin/v1/events', { token: cloud.adminToken });
+  const res = await http<EventView[]>(cloud.url, 'GET', '/admin/v1/events', { token: cloud.adminToken });
   return res.body;
 }
 
@@ -57,7 +59,8 @@ t.test('a person at 02:00 in a closed shop: a critical event, an alert, a signed
   await cloud.clock.advance(30_000);
   await cloud.analysis.runOnce();
 
-  const [e, ...more] = await events(cloud);
+  const [first, ...more] = await events(cloud);
+  const e = first!;
   t.equal(more.length, 0, 'one batch, one event');
   t.match(e, { level: 'critical', riskScore: 90, source: 'detector', model: null, summary: /person .*closed/i });
   t.equal(e.frames.length, 4, 'the empty frame and the 3 with the person');
@@ -65,7 +68,7 @@ t.test('a person at 02:00 in a closed shop: a critical event, an alert, a signed
   t.match(e.reasoning, /02:\d\d \(Sunday\), Europe\/Paris/);
   t.ok(e.alertId, 'it raised an alert');
 
-  const alert = (await http<any>(cloud.url, 'GET', `/admin/v1/alerts/${e.alertId}`, { token: cloud.adminToken })).body;
+  const alert = (await http<AlertRecord>(cloud.url, 'GET', `/admin/v1/alerts/${e.alertId}`, { token: cloud.adminToken })).body;
   t.match(alert, { kind: 'scene', level: 'critical', state: 'open', eventCount: 1, acknowledgedAt: null });
 
   await eventually(() => hook.events('alert.opened').length === 1, 'the webhook');
@@ -82,13 +85,13 @@ t.test('a person at 02:00 in a closed shop: a critical event, an alert, a signed
   await cloud.analysis.runOnce();
   t.equal(hook.events('alert.renotified').length, 1, 'not before the next 5 min');
   // ... until someone acknowledges it; then it closes once quiet for the cooldown (600 s).
-  const ack = await http<any>(cloud.url, 'POST', `/admin/v1/alerts/${e.alertId}/ack`, { token: cloud.adminToken });
+  const ack = await http<AlertRecord>(cloud.url, 'POST', `/admin/v1/alerts/${e.alertId}/ack`, { token: cloud.adminToken });
   t.match(ack.body, { acknowledgedBy: 'admin-token', state: 'open' });
   await eventually(() => hook.events('alert.acknowledged').length === 1, 'acknowledged');
   await cloud.clock.advance(600_000);
   await cloud.analysis.runOnce();
   t.equal(hook.events('alert.renotified').length, 1, 'no more re-sending once acknowledged');
-  const closed = (await http<any>(cloud.url, 'GET', `/admin/v1/alerts/${e.alertId}`, { token: cloud.adminToken })).body;
+  const closed = (await http<AlertRecord>(cloud.url, 'GET', `/admin/v1/alerts/${e.alertId}`, { token: cloud.adminToken })).body;
   t.match(closed, { state: 'closed', resolution: /acknowledged by admin-token; quiet for 10 min/ });
 });
 
@@ -97,7 +100,7 @@ t.test('the same at 14:00, open hours: a low event, no alert', async (t) => {
   await personWalksIn(cloud, token, 2);
   await cloud.clock.advance(30_000);
   await cloud.analysis.runOnce();
-  const [e] = await events(cloud);
+  const e = (await events(cloud))[0]!;
   t.match(e, { level: 'low', source: 'detector', summary: /person .*opening hours/i, alertId: null });
   t.same((await cloud.store.alerts.openAlerts()).filter((a) => a.kind === 'scene'), []);
 });
@@ -131,7 +134,7 @@ t.test('quiet hours: a high event raises an alert but sends nothing; a critical 
   await personWalksIn(cloud, token, 1);
   await cloud.clock.advance(30_000);
   await cloud.analysis.runOnce();
-  const [e] = await events(cloud);
+  const e = (await events(cloud))[0]!;
   t.equal(e.level, 'critical');
   await eventually(() => hook.events('alert.opened').length === 1, 'critical: sent in quiet hours');
 });
