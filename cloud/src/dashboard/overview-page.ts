@@ -1,9 +1,14 @@
 import type { AppContext } from '../context.js';
+import { alertTable } from './alerts-page.js';
 import { esc, page, time } from './layout.js';
+import { LIVE_STYLE } from './live-script.js';
 
 const FRAMES_PER_CAMERA = 4;
 
-/** / — sites, devices, cameras and their latest frames. */
+/**
+ * / — the open alerts (to acknowledge), sites, devices, cameras and their latest frames (the
+ * newest compressed one first, marked "latest").
+ */
 export async function renderOverview(ctx: AppContext): Promise<string> {
   const { store } = ctx;
   const [sites, devices, cameras, open] = await Promise.all([store.listSites(), store.listDevices(), store.listCameras(), store.alerts.openAlerts()]);
@@ -18,13 +23,19 @@ export async function renderOverview(ctx: AppContext): Promise<string> {
     const frames = await store.listFrames(c.id, { limit: FRAMES_PER_CAMERA, variant: 'compressed' });
     const device = devices.find((d) => d.id === c.deviceId);
     const thumbs = frames
-      .map((f) => `<figure><img src="/admin/v1/frames/${encodeURIComponent(f.id)}/image" alt="" loading="lazy"><figcaption>${time(f.capturedAt)}</figcaption></figure>`)
+      .map((f, i) => {
+        const latest = i === 0 ? ' class="latest"' : '';
+        return `<figure${latest}><img src="/admin/v1/frames/${encodeURIComponent(f.id)}/image" alt="${i === 0 ? 'latest frame' : 'frame'} ${time(f.capturedAt)}"${i === 0 ? ` data-latest-frame="${esc(c.id)}"` : ' loading="lazy"'}><figcaption>${i === 0 ? 'latest, ' : ''}${time(f.capturedAt)}</figcaption></figure>`;
+      })
       .join('');
     cameraBlocks.push(
       `<section><h3>${esc(c.name ?? c.key)} <small>${esc(device?.site ?? '')} / ${esc(device?.name ?? c.deviceId)} — ${c.frames} frames, last ${time(c.lastCapturedAt)}</small></h3><div class="thumbs">${thumbs || 'no frames yet'}</div></section>`,
     );
   }
-  const alerts = open.length === 0 ? '<p class="ok">No open alerts.</p>' : `<p class="open"><a href="/alerts">${open.length} open alert${open.length === 1 ? '' : 's'}</a></p>`;
+  const alerts =
+    open.length === 0
+      ? '<p class="ok">No open alerts.</p>'
+      : `${LIVE_STYLE}<p class="open"><a href="/alerts">${open.length} open alert${open.length === 1 ? '' : 's'}</a></p>${alertTable(open, ctx.now(), '/', 'No open alerts.')}`;
   return page(
     'Vigil',
     `${alerts}<h2>Sites (${sites.length})</h2><ul>${sites.map((s) => `<li>${esc(s.name)}</li>`).join('')}</ul>
