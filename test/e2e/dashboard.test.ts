@@ -11,6 +11,7 @@ import { chromium, type Browser, type Locator, type Page } from 'playwright-core
 import type { Analyser, AnalysisInput, AnalysisResult, RiskLevel } from '../../cloud/src/analysis/analyser.js';
 import { claimDevice, DASHBOARD_PASSWORD, DASHBOARD_USER, addDashboardUser, describeJpeg, listAlerts, realClock, startTestCloud, uploadFrame } from '../../cloud/test/helpers.js';
 import { encode, paste, person, photoScene } from '../../cloud/test/scenes.js';
+import { startCloud } from '../../cloud/src/main.js';
 import { waitFor } from '../helpers/wait.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -185,6 +186,21 @@ t.test('the dashboard in Chromium: login, latest frame, a live event, acknowledg
   });
   t.ok((await sideways(small)) > 0, 'a 1000 px element would make it scroll (the check sees it)');
   await phone.close();
+
+  // The cloud restarts: the indicator says so, the browser reconnects by itself (Last-Event-ID)
+  // and an event made after the restart still arrives without a reload.
+  await cloud.close();
+  await page.locator('#live').filter({ hasText: 'reconnecting…' }).waitFor({ timeout: 10_000 });
+  t.pass('the cloud gone: "reconnecting…"');
+  const again = await startCloud({ port: cloud.port, logLevel: 'silent', dataDir: cloud.dataDir, batchWindowS: 0 }, { analyser, detector: null });
+  t.teardown(() => again.close());
+  t.equal(again.url, cloud.url, 'back on the same address');
+  await page.locator('#live').filter({ hasText: /^live$/ }).waitFor({ timeout: 15_000 });
+  t.pass('reconnected: "live" again');
+  const before = navigations;
+  const third = await uploadFrame(again, token, await describeJpeg(await encode(await paste(scene, await person(200), 40, 120))), { camera: 'cam-a', capturedAt: Date.now() });
+  await page.locator(`article.event[data-live="inserted"] img[src="/admin/v1/frames/${third}/image"]`).waitFor({ timeout: 15_000 });
+  t.equal(navigations, before, 'the event after the restart arrives live too');
 
   t.same(errors, [], 'no script errors');
   const tookMs = Date.now() - started;
