@@ -228,3 +228,29 @@ t.test('the live script: its own route, cached by name, no inline script on the 
   t.match(LIVE_SCRIPT, /new EventSource\('\/v1\/events\/stream'\)/);
   t.doesNotThrow(() => new Function(LIVE_SCRIPT), 'it parses');
 });
+
+t.test('each camera’s latest frame on / and /cameras; the open alerts with their button on /', async (t) => {
+  const { cloud, send, get } = await setup(t, [
+    { level: 'low', riskScore: 5, summary: 'An empty shop floor' },
+    { level: 'critical', riskScore: 95, summary: 'Someone at the till' },
+  ]);
+  await send('cam-a');
+  const newest = await send('cam-a');
+  const cams = await cloud.store.listCameras();
+  t.equal(cams.length, 1);
+
+  const overview = (await get('/')).raw.toString();
+  const latest = [...overview.matchAll(/<img [^>]*data-latest-frame="([^"]+)"[^>]*>/g)];
+  t.equal(latest.length, 1, 'one latest frame per camera');
+  t.equal(latest[0]![1], cams[0]!.id);
+  t.match(latest[0]![0], `src="/admin/v1/frames/${newest}/image"`, 'the newest frame');
+  t.match(overview, /<figcaption>latest, 2026-12-06 12:00:30Z<\/figcaption>/, 'labelled with its time');
+  const alertId = (await events(cloud))[0]!.alertId!;
+  t.match(overview, new RegExp(`<tr id="alert-${alertId}"[^>]*>[\\s\\S]*?<form method="post" action="/alerts/${alertId}/ack" class="ack"><input type="hidden" name="back" value="/">`), 'the open alert, with Acknowledge leading back to /');
+
+  const cameras = (await get('/cameras')).raw.toString();
+  t.match(cameras, new RegExp(`<a href="/admin/v1/frames/${newest}/image" class="latest-frame"><img src="/admin/v1/frames/${newest}/image" alt="latest frame, 2026-12-06 12:00:30Z"`), '/cameras: the latest frame, linking to full size');
+
+  const oneDevice = (await get(`/alerts?device=${cams[0]!.deviceId}`)).raw.toString();
+  t.match(oneDevice, new RegExp(`<table class="alerts" data-live-alerts data-device="${cams[0]!.deviceId}">`), 'a device’s alerts: the script adds only that device’s new ones');
+});

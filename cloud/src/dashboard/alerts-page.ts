@@ -20,17 +20,18 @@ export async function renderAlerts(ctx: AppContext, deviceId: string | undefined
     'Vigil — alerts',
     `${LIVE_STYLE}<h2>Alerts <small>${open} open${deviceId ? ` for <code>${esc(deviceId)}</code> (<a href="/alerts">all devices</a>)` : ''}</small> ${LIVE_INDICATOR}</h2>
      <p><small>Fleet watch: last sweep ${ago(watch.lastSweepAt, now)}${watch.lastError ? ` — <span class="bad">${esc(watch.lastError)}</span>` : ''}</small></p>
-     ${alertTable(alerts, now, back, 'No alerts.')}${LIVE_SCRIPT_TAG}`,
+     ${alertTable(alerts, now, back, 'No alerts.', deviceId)}${LIVE_SCRIPT_TAG}`,
   );
 }
 
 /**
  * A table of alerts, one row each, in the shape the live script fills (its cells' classes);
- * `back` is where acknowledging leads back to (a local path).
+ * `back` is where acknowledging leads back to (a local path). With `deviceId`, the script adds
+ * only that device's new alerts.
  */
-export function alertTable(alerts: AlertRecord[], now: number, back: string, empty: string): string {
+export function alertTable(alerts: AlertRecord[], now: number, back: string, empty: string, deviceId?: string): string {
   const rows = alerts.map((a) => alertRow(a, now, back)).join('');
-  return `<table class="alerts" data-live-alerts><tr><th>state</th><th>level</th><th>opened</th><th>kind</th><th>device</th><th>camera</th><th>alert</th><th>acknowledged</th></tr>${
+  return `<table class="alerts" data-live-alerts${deviceId ? ` data-device="${esc(deviceId)}"` : ''}><tr><th>state</th><th>level</th><th>opened</th><th>kind</th><th>device</th><th>camera</th><th>alert</th><th>acknowledged</th></tr>${
     rows || `<tr class="none"><td colspan="8">${esc(empty)}</td></tr>`
   }</table>`;
 }

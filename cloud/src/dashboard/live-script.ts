@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 //   #live                      the indicator (text and a class: live / reconnecting / off)
 //   #timeline                  the event list; data-min-level, data-camera: the page's filter
 //   [data-event-id]            an event already shown (not inserted twice)
-//   table[data-live-alerts]    an alert table; its rows tr[data-alert-id] have the cells
+//   table[data-live-alerts]    an alert table (data-device: one device's); its rows tr[data-alert-id] have the cells
 //                              .alert-state .alert-level .alert-opened .alert-kind .alert-device
 //                              .alert-camera .alert-title .alert-ack
 //   [data-alert-id]            anything else showing an alert: the same classes where present
@@ -93,6 +93,8 @@ const SOURCE = String.raw`'use strict';
     if (type === 'alert.opened') {
       document.querySelectorAll('table[data-live-alerts]').forEach(function (table) {
         if (table.querySelector('tr[data-alert-id="' + CSS.escape(a.id) + '"]')) return;
+        var device = table.getAttribute('data-device');
+        if (device && device !== a.deviceId) return;
         var none = table.querySelector('tr.none');
         if (none) none.remove();
         var head = table.querySelector('tr');
