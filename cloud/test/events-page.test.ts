@@ -97,7 +97,7 @@ t.test('the timeline: each event with its level, risk, summary, reasoning, frame
   t.match(a, /<li>a person near the till<\/li>/, 'the observations');
   t.match(a, /No detections/, 'the detector was off');
   t.match(a, new RegExp(`<a href="/admin/v1/frames/${frameId}/image"><img src="/admin/v1/frames/${frameId}/image"`), 'the frame as a thumbnail linking to full size');
-  t.match(a, new RegExp(`<p class="event-alert" data-alert-id="${e!.alertId}"[^>]*>Alert: <a href="/alerts#alert-${e!.alertId}" class="alert-title">Critical: Someone &#60;script`), 'the alert it joined');
+  t.match(a, new RegExp(`<div class="event-alert" data-alert-id="${e!.alertId}"[^>]*>Alert: <a href="/alerts#alert-${e!.alertId}" class="alert-title">Critical: Someone &#60;script`), 'the alert it joined');
 
   const img = await get(`/admin/v1/frames/${frameId}/image`);
   t.equal(img.status, 200, 'the session may fetch the thumbnail');

@@ -136,7 +136,7 @@ t.test('the dashboard in Chromium: login, latest frame, a live event, acknowledg
   t.pass('the alert’s row appears live above the timeline');
   t.match(await row.locator('.alert-title').textContent(), /^Critical: A person behind the counter/);
   t.equal(await row.locator('.alert-level .badge').textContent(), 'critical');
-  await page.locator(`article.event p.event-alert[data-alert-id="${alertId}"] .alert-state`).filter({ hasText: 'open' }).waitFor({ timeout: 5_000 });
+  await page.locator(`article.event .event-alert[data-alert-id="${alertId}"] .alert-state`).filter({ hasText: 'open' }).waitFor({ timeout: 5_000 });
   t.pass('the event says which alert it joined');
 
   // A second page on /alerts, to watch the acknowledgement arrive live

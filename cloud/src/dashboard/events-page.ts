@@ -81,9 +81,9 @@ function eventArticle(e: EventView, alert: AlertRecord | null, now: number, back
 /** The alert an event joined: its title, level, state and acknowledgement (the live script updates them). */
 function eventAlert(alertId: string, a: AlertRecord | null, now: number, back: string): string {
   const href = `/alerts#alert-${encodeURIComponent(alertId)}`;
-  if (!a) return `<p class="event-alert">Alert: <a href="${href}">${esc(alertId)}</a> (no longer kept)</p>`;
-  return `<p class="event-alert" data-alert-id="${esc(a.id)}" data-alert-state="${a.state}">Alert: <a href="${href}" class="alert-title">${esc(a.title)}</a>
-    <span class="alert-level">${levelBadge(a.level)}</span> <span class="alert-state">${alertState(a, now)}</span> · <span class="alert-ack">${ackCell(a, back)}</span></p>`;
+  if (!a) return `<div class="event-alert">Alert: <a href="${href}">${esc(alertId)}</a> (no longer kept)</div>`;
+  return `<div class="event-alert" data-alert-id="${esc(a.id)}" data-alert-state="${a.state}">Alert: <a href="${href}" class="alert-title">${esc(a.title)}</a>
+    <span class="alert-level">${levelBadge(a.level)}</span> <span class="alert-state">${alertState(a, now)}</span> · <span class="alert-ack">${ackCell(a, back)}</span></div>`;
 }
 
 function query(f: EventsFilter): string {

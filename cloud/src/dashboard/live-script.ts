@@ -104,7 +104,7 @@ const SOURCE = String.raw`'use strict';
   }
 
   function eventAlert(e) {
-    var p = el('p', { class: 'event-alert', 'data-alert-id': e.alertId }, [
+    var p = el('div', { class: 'event-alert', 'data-alert-id': e.alertId }, [
       'Alert: ',
       el('a', { href: '/alerts#alert-' + encodeURIComponent(e.alertId), class: 'alert-title' }, ['(this event’s alert)']),
       ' ',
@@ -199,7 +199,7 @@ export const LIVE_STYLE = `<style>
 .event{border:1px solid #ddd;border-left:6px solid #999;border-radius:4px;padding:.5em .8em;overflow-wrap:anywhere}
 .event.lvl-low{border-left-color:#5a7}.event.lvl-medium{border-left-color:#c90}.event.lvl-high{border-left-color:#d60}.event.lvl-critical{border-left-color:#b00}
 .event header{display:flex;flex-wrap:wrap;gap:.2em .6em;align-items:baseline}.event p{margin:.4em 0}
-.event .thumbs img{width:160px;max-width:100%}.event-alert{font-size:13px}
+.event .thumbs img{width:160px;max-width:100%}.event-alert{font-size:13px;margin:.4em 0}
 form.ack{display:inline;margin:0}form.ack button{font-size:14px;padding:.3em .8em}
 form.filter{display:flex;flex-wrap:wrap;gap:.5em;align-items:end;margin:.5em 0}form.filter select,form.filter button{font-size:14px}
 h1,h2,h3{overflow-wrap:anywhere}img{max-width:100%}
