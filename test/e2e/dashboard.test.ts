@@ -175,6 +175,10 @@ t.test('the dashboard in Chromium: login, latest frame, a live event, acknowledg
     await small.waitForLoadState('load');
     t.equal(new URL(small.url()).pathname, path, `${path}: still logged in`);
     t.equal(await sideways(small), 0, `${path} at 390 px: the page does not scroll sideways`);
+    if (path === '/alerts') {
+      const box = await small.locator(`tr[data-alert-id="${alertId}"] .alert-ack`).boundingBox();
+      t.ok(box && box.x >= 0 && box.x + box.width <= 390, `an alert row fits the screen: its acknowledgement at x ${box?.x}..${box ? box.x + box.width : '?'}`);
+    }
   }
   // The check can fail: one element wider than the screen and the page scrolls
   await small.locator('body').evaluate((body) => {

@@ -203,4 +203,7 @@ export const LIVE_STYLE = `<style>
 form.ack{display:inline;margin:0}form.ack button{font-size:14px;padding:.3em .8em}
 form.filter{display:flex;flex-wrap:wrap;gap:.5em;align-items:end;margin:.5em 0}form.filter select,form.filter button{font-size:14px}
 h1,h2,h3{overflow-wrap:anywhere}img{max-width:100%}
+@media (max-width:700px){table.alerts,table.alerts tbody{display:block;overflow:visible}table.alerts tr:first-child{display:none}
+table.alerts tr{display:block;border-bottom:1px solid #ddd;padding:.4em 0}table.alerts td{display:inline-block;border:0;padding:.1em .4em;overflow-wrap:anywhere}
+table.alerts td:nth-child(7){display:block}table.alerts pre{max-width:calc(100vw - 3em);overflow-x:auto}}
 </style>`;
