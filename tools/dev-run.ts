@@ -1,18 +1,23 @@
 // `make run`: the cloud and an agent on the embedded default (SQLite + a local object folder),
-// against the project's RTSP test camera — so a newcomer sees frames arrive without owning a
-// camera. Everything lives under .run/; logs go to .run/*.log. Ctrl-C stops it all.
+// against the project's RTSP test camera — so a newcomer sees frames arrive, and events made of
+// them, without owning a camera or a vision model. Everything lives under .run/; logs go to
+// .run/*.log. Ctrl-C stops it all.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RUN = join(ROOT, '.run');
 const PORT = Number(process.env.VIGIL_CLOUD_PORT ?? 8080);
 const CLOUD_URL = `http://127.0.0.1:${PORT}`;
 const STATUS_EVERY_MS = 15_000;
+/** The back door's slides change this often; the agent captures every 30 s. */
+const SLIDE_SECONDS = 45;
 
 const children: ChildProcess[] = [];
 
@@ -72,10 +77,18 @@ const users = execFileSync(process.execPath, [cloudCli, 'user', 'list'], { env: 
 if (!/^admin\t/im.test(users)) execFileSync(process.execPath, [cloudCli, 'user', 'add', 'admin'], { env: cliEnv, stdio: ['ignore', 'ignore', 'inherit'] });
 else if (newPassword) execFileSync(process.execPath, [cloudCli, 'user', 'passwd', 'admin'], { env: cliEnv, stdio: ['ignore', 'ignore', 'inherit'] });
 
-const camera = spawn('/usr/bin/python3', [join(ROOT, 'tools/rtsp-camera.py'), '--port', '0', '--size', '1280x720', '--mount', '/front:ball', '--mount', '/till:smpte'], {
-  cwd: ROOT,
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
+// The back door: slides of an empty scene and of a person (from a photograph that ships in the
+// object detector's npm package) in turn, so the detector finds someone now and then.
+const slides = join(RUN, 'demo-slides');
+await makeSlides(slides);
+const camera = spawn(
+  '/usr/bin/python3',
+  [join(ROOT, 'tools/rtsp-camera.py'), '--port', '0', '--size', '1280x720', '--mount', '/front:ball', '--mount', `/back:slides=${slides}`, '--slide-seconds', String(SLIDE_SECONDS)],
+  {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  },
+);
 children.push(camera);
 const rtspBase = await new Promise<string>((resolve, reject) => {
   createInterface({ input: camera.stdout! }).on('line', (l) => {
@@ -107,10 +120,11 @@ writeFileSync(
       // LAN (turn it on with VIGIL_DISCOVERY_ENABLED=true to find real cameras).
       discovery: { enabled: false },
       // The status page a technician opens on the LAN (port 80 on a device), here on loopback
-      local: { host: '127.0.0.1', port: 8080 },
+      // next to the cloud.
+      local: { host: '127.0.0.1', port: PORT + 1 },
       cameras: [
         { id: 'front', name: 'Front door', url: `${rtspBase}/front` },
-        { id: 'till', name: 'Till', url: `${rtspBase}/till` },
+        { id: 'back', name: 'Back door', url: `${rtspBase}/back` },
       ],
     },
     null,
@@ -124,25 +138,50 @@ Vigil is running on the embedded default (SQLite + a local object folder).
 
   cloud        ${CLOUD_URL}            log: .run/cloud.log, data: .run/cloud/
   dashboard    ${CLOUD_URL}/login user admin password ${dashboardPassword}
-  test camera  ${rtspBase}/front and ${rtspBase}/till (moving test patterns)
+  test camera  ${rtspBase}/front (a moving test pattern) and ${rtspBase}/back (now empty, now a person)
   agent        config: .run/agent/agent.json, log: .run/agent.log, spool: .run/agent/spool/
-  status page  http://127.0.0.1:8080/ (the device's page for technicians; setup PIN in .run/agent/setup-pin)
+  status page  http://127.0.0.1:${PORT + 1}/ (the device's page for technicians; setup PIN in .run/agent/setup-pin)
+  analysis     the local object detector and the default rules (no vision model): a person at the back
+               door is a low event in opening hours. To see alerts, close the site around the clock:
+               curl -X PUT -H 'authorization: Bearer ${adminToken}' -H 'content-type: application/json' \\
+                 -d '{"closedHours":"00:00-24:00"}' ${CLOUD_URL}/admin/v1/sites/<id>/analysis   (ids: /admin/v1/sites)
 
   API:  curl -H 'authorization: Bearer ${adminToken}' ${CLOUD_URL}/admin/v1/cameras
         curl -H 'authorization: Bearer ${adminToken}' ${CLOUD_URL}/admin/v1/cameras/<id>/frames
 
-The agent captures every 30 s; frame counts appear below. Ctrl-C stops everything.
+The agent captures every 30 s; frame and event counts appear below. Ctrl-C stops everything.
 `);
 
 timers.push(setInterval(() => {
   void (async () => {
     const res = await fetch(`${CLOUD_URL}/admin/v1/cameras`, { headers: { authorization: `Bearer ${adminToken}` } });
     const cams = (await res.json()) as { key: string; name: string | null; frames: number; lastCapturedAt: number | null }[];
+    const events = await fetch(`${CLOUD_URL}/admin/v1/events?limit=1`, { headers: { authorization: `Bearer ${adminToken}` } });
+    const [latest] = (await events.json()) as { level: string; summary: string }[];
+    const analysis = await fetch(`${CLOUD_URL}/admin/v1/analysis`, { headers: { authorization: `Bearer ${adminToken}` } });
+    const { counters } = (await analysis.json()) as { counters: { events: number; frames: { seen: number; skipped: number } } };
     const line = cams.length
-      ? cams.map((c) => `${c.name ?? c.key}: ${c.frames} frames${c.lastCapturedAt ? `, last ${Math.round((Date.now() - c.lastCapturedAt) / 1000)} s ago` : ''}`).join(' | ')
+      ? cams.map((c) => `${c.name ?? c.key}: ${c.frames} frames${c.lastCapturedAt ? `, last ${Math.round((Date.now() - c.lastCapturedAt) / 1000)} s ago` : ''}`).join(' | ') +
+        ` | ${counters.events} events (${counters.frames.skipped} of ${counters.frames.seen} frames unchanged)${latest ? `, latest: ${latest.level} — ${latest.summary}` : ''}`
       : 'waiting for the first frames…';
     console.log(`${new Date().toISOString().slice(11, 19)}  ${line}`);
   })().catch((err: unknown) => {
     if (!stopping) console.error(`status: ${(err as Error).message}`);
   });
 }, STATUS_EVERY_MS));
+
+/** Four slides: the empty scene, a person on the left, on the right, the empty scene again. */
+async function makeSlides(dir: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const [w, h] = [1280, 720];
+  const empty = execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', `testsrc2=size=${w}x${h}`, '-frames:v', '1', '-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', '3', '-']);
+  // The detector package's exports map hides its files from require.resolve; its main entry is in dist/.
+  const photo = join(dirname(createRequire(import.meta.url).resolve('@vladmandic/human')), '..', 'assets', 'samples.jpg');
+  const person = await sharp(photo).extract({ left: 181, top: 19, width: 213, height: 383 }).resize({ height: 420 }).jpeg().toBuffer();
+  let n = 0;
+  const slide = (left?: number) => (left === undefined ? sharp(empty) : sharp(empty).composite([{ input: person, left, top: 200 }])).jpeg({ quality: 85 }).toFile(join(dir, `${String(n++).padStart(3, '0')}.jpg`));
+  await slide();
+  await slide(200);
+  await slide(820);
+  await slide();
+}

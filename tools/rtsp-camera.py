@@ -19,6 +19,10 @@ Signals:
   SIGWINCH thaw: back to each mount's own pattern.
   SIGTERM / SIGINT  stop and exit 0.
 
+A mount's pattern may also be `slides=DIR`: the JPEGs DIR/000.jpg, DIR/001.jpg, ... shown in
+turn, --slide-seconds each, in a loop that follows the wall clock (a client that connects later
+sees a later slide, as a real camera's picture moves on). `make run` uses one to show people.
+
 Authentication (from the environment, so a password never shows in `ps`):
   RTSP_USER, RTSP_PASS  require these credentials on every mount
   RTSP_AUTH             digest (default) or basic
@@ -50,6 +54,7 @@ def parse_args(argv):
                    help='mount point, optionally with a videotestsrc pattern (default /cam:ball); repeatable')
     p.add_argument('--size', default='640x360', help='WIDTHxHEIGHT, e.g. 1920x1080 (default 640x360)')
     p.add_argument('--fps', type=int, default=15, help='frames per second (default 15)')
+    p.add_argument('--slide-seconds', type=int, default=10, help='how long each slide of a slides= mount shows (default 10)')
     p.add_argument('--keyframe-interval', type=int, default=0,
                    help='frames between keyframes (default: half a second) so a new client starts fast')
     p.add_argument('--start-stalled', action='store_true', help='start as if SIGUSR1 had been received')
@@ -85,8 +90,15 @@ def pipeline(args, pattern):
     # left, and with the default (frame count) every fresh pipeline would start with the
     # ball in the same place; a real camera's picture moves on between captures.
     kim = args.keyframe_interval or max(1, args.fps // 2)
+    if pattern.startswith('slides='):
+        source = (
+            f'multifilesrc name=slides location={os.path.join(pattern[len("slides="):], "%03d.jpg")} loop=true '
+            f'caps=image/jpeg,framerate=1/{args.slide_seconds} ! jpegdec ! videoconvert ! videoscale ! videorate '
+        )
+    else:
+        source = f'videotestsrc name=src is-live=true pattern={pattern} animation-mode=wall-time '
     return (
-        f'( videotestsrc name=src is-live=true pattern={pattern} animation-mode=wall-time '
+        f'( {source}'
         f'! video/x-raw,width={args.width},height={args.height},framerate={args.fps}/1 '
         f'! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={kim} '
         f'! video/x-h264,profile=constrained-baseline '
@@ -99,6 +111,7 @@ class Camera:
     def __init__(self, args):
         self.stalled = args.start_stalled
         self.frozen = False
+        self.slide_seconds = args.slide_seconds
         self.gates = set()
         # videotestsrc element -> its mount's own pattern
         self.sources = {}
@@ -143,16 +156,24 @@ class Camera:
         element = media.get_element()
         gate = element.get_by_name('gate')
         src = element.get_by_name('src')
-        if gate is None or src is None:
+        slides = element.get_by_name('slides')
+        if gate is None:
             return
         gate.set_property('drop', self.stalled)
-        src.set_property('pattern', FROZEN_PATTERN if self.frozen else pattern)
         self.gates.add(gate)
-        self.sources[src] = pattern
+        if src is not None:
+            src.set_property('pattern', FROZEN_PATTERN if self.frozen else pattern)
+            self.sources[src] = pattern
+        if slides is not None:
+            folder = pattern[len('slides='):]
+            count = len([n for n in os.listdir(folder) if re.fullmatch(r'\d{3}\.jpg', n)])
+            if count:
+                slides.set_property('index', int(GLib.get_real_time() / 1e6 // self.slide_seconds) % count)
 
         def forget(_m):
             self.gates.discard(gate)
-            self.sources.pop(src, None)
+            if src is not None:
+                self.sources.pop(src, None)
         media.connect('unprepared', forget)
 
     def set_stalled(self, stalled):
