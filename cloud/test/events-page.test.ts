@@ -1,46 +1,30 @@
 import t, { type Test } from 'tap';
-import type { Analyser, AnalysisInput, AnalysisResult, RiskLevel } from '../src/analysis/analyser.js';
+import type { RiskLevel } from '../src/analysis/analyser.js';
 import { LIVE_SCRIPT, LIVE_SCRIPT_PATH } from '../src/dashboard/live-script.js';
 import { claimDevice, DASHBOARD_USER, describeJpeg, fakeClock, http, listAlerts, loginDashboard, startTestCloud, uploadFrame, type TestCloud } from './helpers.js';
+import { FixedAnalyser } from './doubles/fixed-analyser.js';
 import { encode, paste, person, photoScene } from './scenes.js';
 
 // The dashboard's /events page and acknowledging from it, server-side: what the HTML says (and
 // escapes), the filters, the Acknowledge form and where it leads, the login and same-origin
 // rules, and the live script's route. Events come from the real pipeline: real JPEGs uploaded
-// as a device does, analysed by a test double that answers what each test scripts.
+// as a device does, analysed by a test double (FixedAnalyser) that answers what each test scripts.
 
 const START = Date.UTC(2026, 11, 6, 12, 0, 0);
-
-/** Test double: answers each call with the next scripted assessment (the last one repeats). */
-class ScriptedAssessmentAnalyser implements Analyser {
-  readonly name = 'scripted-assessment-double';
-  readonly calls: AnalysisInput[] = [];
-  constructor(private readonly answers: { level: RiskLevel; riskScore: number; summary: string }[]) {}
-  async analyse(input: AnalysisInput): Promise<AnalysisResult> {
-    const a = this.answers[Math.min(this.calls.length, this.answers.length - 1)]!;
-    this.calls.push(input);
-    return {
-      assessment: { ...a, reasoning: `Reasoning for: ${a.summary}`, observations: ['a person near the till'] },
-      offSpec: null,
-      model: 'double-vision-1',
-      attempts: 1,
-      latencyMs: 1,
-      usage: null,
-    };
-  }
-}
 
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 
 async function setup(t: Test, answers: { level: RiskLevel; riskScore: number; summary: string }[]) {
-  const analyser = new ScriptedAssessmentAnalyser(answers);
+  const analyser = new FixedAnalyser();
   const cloud = await startTestCloud(t, { batchWindowS: 0 }, fakeClock(START), { analyser });
   const { token } = await claimDevice(cloud);
   const scene = await photoScene();
   const walker = await person(120);
   let n = 0;
-  /** One frame of a person at a new place (so intake never skips it as a duplicate), analysed. */
+  /** One frame of a person at a new place (so intake never skips it as a duplicate), analysed with the next answer. */
   const send = async (camera = 'cam-a') => {
+    const a = answers[Math.min(n, answers.length - 1)]!;
+    analyser.assessment = { ...a, reasoning: `Reasoning for: ${a.summary}`, observations: ['a person near the till'] };
     const jpeg = await describeJpeg(await encode(await paste(scene, walker, 20 + n * 150, 100)));
     const frameId = await uploadFrame(cloud, token, jpeg, { camera, capturedAt: START + n++ * 30_000 });
     await cloud.clock.advance(30_000);

@@ -8,8 +8,8 @@
 import t, { type Test } from 'tap';
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
-import type { Analyser, AnalysisInput, AnalysisResult, RiskLevel } from '../../cloud/src/analysis/analyser.js';
 import { claimDevice, DASHBOARD_PASSWORD, DASHBOARD_USER, addDashboardUser, describeJpeg, listAlerts, realClock, startTestCloud, uploadFrame } from '../../cloud/test/helpers.js';
+import { FixedAnalyser } from '../../cloud/test/doubles/fixed-analyser.js';
 import { encode, paste, person, photoScene } from '../../cloud/test/scenes.js';
 import { startCloud } from '../../cloud/src/main.js';
 import { waitFor } from '../helpers/wait.js';
@@ -17,26 +17,6 @@ import { waitFor } from '../helpers/wait.js';
 const CHROMIUM = '/usr/bin/chromium';
 /** As the machine's notes prescribe: nothing may reach beyond loopback. */
 const CHROMIUM_ARGS = ['--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-/** Test double for the vision model: the empty scene is "low", anything after it "critical". */
-class LowThenCriticalAnalyser implements Analyser {
-  readonly name = 'low-then-critical-double';
-  readonly calls: AnalysisInput[] = [];
-  async analyse(input: AnalysisInput): Promise<AnalysisResult> {
-    const first = this.calls.length === 0;
-    this.calls.push(input);
-    const level: RiskLevel = first ? 'low' : 'critical';
-    const summary = first ? 'An empty shop floor' : 'A person behind the counter after closing <b>time</b>';
-    return {
-      assessment: { level, riskScore: first ? 5 : 95, summary, reasoning: `${summary}: as the double says.`, observations: [] },
-      offSpec: null,
-      model: 'double-vision-1',
-      attempts: 1,
-      latencyMs: 1,
-      usage: null,
-    };
-  }
-}
 
 async function launch(t: Test): Promise<Browser> {
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, chromiumSandbox: false, args: CHROMIUM_ARGS, timeout: 30_000 });
@@ -62,7 +42,9 @@ async function sideways(page: Page): Promise<number> {
 
 t.test('the dashboard in Chromium: login, latest frame, a live event, acknowledge', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: run scripts/deps.sh (Debian package chromium)` }, async (t) => {
   const started = Date.now();
-  const analyser = new LowThenCriticalAnalyser();
+  // The vision model's test double: the empty scene is "low"; what comes after it, "critical".
+  const analyser = new FixedAnalyser();
+  analyser.assessment = { level: 'low', riskScore: 5, summary: 'An empty shop floor', reasoning: 'Nobody there.', observations: [] };
   const cloud = await startTestCloud(t, { host: '127.0.0.1', batchWindowS: 0 }, realClock(), { analyser });
   await addDashboardUser(cloud);
   const { token } = await claimDevice(cloud, 'hw-shop-1', 'Cafe Lune');
@@ -104,6 +86,8 @@ t.test('the dashboard in Chromium: login, latest frame, a live event, acknowledg
   await live.filter({ hasText: /^live$/ }).waitFor({ timeout: 10_000 });
   t.equal(await page.locator('article.event').count(), 1, 'the first event is on the page');
   t.equal(await page.locator('table[data-live-alerts] tr[data-alert-id]').count(), 0, 'no open alert yet');
+  const summary = 'A person behind the counter after closing <b>time</b>';
+  analyser.assessment = { level: 'critical', riskScore: 95, summary, reasoning: 'Scripted by the test.', observations: ['one person'] };
   let navigations = 0;
   page.on('framenavigated', (f) => {
     if (f === page.mainFrame()) navigations++;
@@ -120,7 +104,7 @@ t.test('the dashboard in Chromium: login, latest frame, a live event, acknowledg
   t.equal(navigations, 0, 'without any navigation');
   t.equal(await page.locator('#timeline').getAttribute('data-mark'), 'before', 'in the same document (no reload)');
   t.equal(await page.locator('article.event').first().getAttribute('data-live'), 'inserted', 'at the top of the timeline');
-  t.match(await inserted.locator('.summary').textContent(), 'A person behind the counter after closing <b>time</b>', 'its summary, as text (the tags shown, not parsed)');
+  t.equal(await inserted.locator('.summary').textContent(), summary, 'its summary, as text (the tags shown, not parsed)');
   t.equal(await inserted.locator('.summary b').count(), 0);
   t.equal(await inserted.locator('header .badge.lvl-critical').textContent(), 'critical', 'a critical badge');
   t.match(await inserted.locator('.risk').textContent(), 'risk 95');
