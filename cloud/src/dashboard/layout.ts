@@ -1,5 +1,6 @@
-// The dashboard's shared page frame and formatting. Server-rendered HTML, no script: every
-// value from a device or a person goes through esc().
+// The dashboard's shared page frame and formatting. Server-rendered HTML (plus one small script,
+// dashboard/live-script.ts, for live updates, which writes data only as text): every value from
+// a device or a person goes through esc().
 
 /** The login form; `next` is where a successful login goes (a local path, checked again on POST). */
 export function loginForm(o: { next?: string; user?: string; error?: string } = {}): string {

@@ -15,8 +15,9 @@ import { endSession, SESSION_COOKIE, sessionCookie, startSession } from '../user
 
 /**
  * A minimal server-rendered dashboard for people: the overview at /, devices at /devices,
- * cameras at /cameras, fleet alerts at /alerts, firmware releases and deployments at /firmware.
- * No build step, no script. People log in at /login with a user made by `vigil-cloud user add`;
+ * cameras at /cameras, fleet alerts at /alerts, firmware releases and deployments at /firmware;
+ * events and acknowledging are in dashboard-live.ts. No build step; one small script for live
+ * updates (dashboard/live-script.ts). People log in at /login with a user made by `vigil-cloud user add`;
  * the session lives in an HttpOnly, SameSite=Strict cookie. Every other page needs it (or the
  * admin token as a bearer, for scripts), and every POST must come from this site (auth.ts).
  */
