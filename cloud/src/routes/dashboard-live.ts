@@ -7,6 +7,7 @@ import { LIVE_SCRIPT, LIVE_SCRIPT_PATH } from '../dashboard/live-script.js';
 import { CloudError } from '../errors.js';
 import { acknowledgeAlert } from './events.js';
 import { dashboardGuard, localPath } from './dashboard.js';
+import { acceptFormBodies } from './form-body.js';
 
 /**
  * The dashboard's live part, for people logged in (dashboardGuard; POSTs same-origin only):
@@ -16,10 +17,8 @@ import { dashboardGuard, localPath } from './dashboard.js';
 export const dashboardLiveRoutes: FastifyPluginAsync<{ ctx: AppContext }> = async (app, { ctx }) => {
   const send = (reply: FastifyReply, html: string) => reply.type('text/html').header('cache-control', 'no-store').send(html);
 
-  // The ack form posts an urlencoded body (its way back); this scope's own parser.
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
-    done(null, Object.fromEntries(new URLSearchParams(body as string)));
-  });
+  // The ack form posts its way back.
+  acceptFormBodies(app);
   app.addHook('onRequest', sameOriginOnly(ctx));
   app.addHook('onRequest', dashboardGuard(ctx));
 

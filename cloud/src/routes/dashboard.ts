@@ -12,6 +12,7 @@ import { loginForm, page } from '../dashboard/layout.js';
 import { renderOverview } from '../dashboard/overview-page.js';
 import { LoginLockedError, UserLogin } from '../users/user-login.js';
 import { endSession, SESSION_COOKIE, sessionCookie, startSession } from '../users/sessions.js';
+import { acceptFormBodies } from './form-body.js';
 
 /**
  * A minimal server-rendered dashboard for people: the overview at /, devices at /devices,
@@ -27,10 +28,7 @@ export const dashboardRoutes: FastifyPluginAsync<{ ctx: AppContext }> = async (a
   const send = (reply: FastifyReply, html: string) => reply.type('text/html').header('cache-control', 'no-store').send(html);
   const loginPage = (reply: FastifyReply, o: Parameters<typeof loginForm>[0] = {}) => send(reply, page('Vigil — log in', loginForm(o), { nav: false }));
 
-  // Forms post urlencoded bodies; URLSearchParams reads them (one small parser, this scope only).
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
-    done(null, Object.fromEntries(new URLSearchParams(body as string)));
-  });
+  acceptFormBodies(app);
 
   app.addHook('onRequest', sameOriginOnly(ctx));
   app.addHook('onRequest', dashboardGuard(ctx));
