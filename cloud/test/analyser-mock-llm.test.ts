@@ -12,7 +12,7 @@ import type { AnalysisError, AnalysisInput } from '../src/analysis/analyser.js';
 import { ResilientAnalyser } from '../src/analysis/resilient-analyser.js';
 import { VisionAnalyser } from '../src/analysis/vision-analyser.js';
 import { ChatClient } from '../src/llm/chat-client.js';
-import { eventually, tempDir } from './helpers.js';
+import { claimDevice, describeJpeg, eventually, fakeClock, http, startTestCloud, tempDir, uploadFrame } from './helpers.js';
 
 // The vision analyser against a third-party OpenAI-compatible server: @dwmkerr/mock-llm from
 // npm, run as its own process on loopback with rules written here. Its rules match on the
@@ -69,6 +69,19 @@ const RULES = {
       method: 'POST',
       match: "body.model == 'rambling'",
       response: { status: 200, content: completion(`Sure! Here is the JSON:\n${JSON.stringify({ ...ANSWER, level: 'low' })}`, 'rambling') },
+    },
+    // The whole pipeline's request: one frame of the camera, the site closed, a JSON schema.
+    {
+      path: '/v1/chat/completions',
+      method: 'POST',
+      match: [
+        "body.model == 'pipeline-vision'",
+        `length(${IMAGES} || \`[]\`) == \`1\``,
+        `starts_with(body.messages[-1].content[1].image_url.url, 'data:image/jpeg;base64,/9j/')`,
+        `contains(${TEXT}, 'The site is CLOSED now.')`,
+        `body.response_format.type == 'json_schema'`,
+      ].join(' && '),
+      response: { status: 200, content: completion(ANSWER, 'pipeline-vision') },
     },
     {
       path: '/v1/chat/completions',
@@ -205,4 +218,24 @@ t.test("mock-llm: its 'overloaded' 429 is retried 3 times, then reported", async
   t.same(sleeps, [1_000, 2_000, 4_000], 'no Retry-After: the backoff ladder');
   t.equal((await requestsSeen(server, before + 4)) - before, 4, 'four requests reached the server');
   t.match(analyser.status(), { state: 'closed', consecutiveFailures: 0 }, 'a 429 does not trip the breaker');
+});
+
+t.test('mock-llm behind the whole pipeline: a frame uploaded to the cloud becomes its event and alert', async (t) => {
+  const server = await startMockLlm(t);
+  const night = Date.UTC(2026, 11, 6, 1, 14);
+  const cloud = await startTestCloud(t, { visionBaseUrl: server.baseUrl, visionModel: 'pipeline-vision', batchWindowS: 0 }, fakeClock(night));
+  const { token } = await claimDevice(cloud);
+  const site = (await cloud.store.listSites())[0]!;
+  await http(cloud.url, 'PUT', `/admin/v1/sites/${site.id}/analysis`, { token: cloud.adminToken, json: { timezone: 'Europe/Paris', closedHours: '22:00-07:00' } });
+  // A compressed frame as the agent makes them, small enough for mock-llm's 100 kB body limit.
+  const jpeg = await sharp({ create: { width: 320, height: 180, channels: 3, background: { r: 90, g: 95, b: 100 } } })
+    .composite([{ input: { create: { width: 30, height: 80, channels: 3, background: { r: 20, g: 20, b: 25 } } }, left: 140, top: 60 }])
+    .jpeg({ quality: 70 })
+    .toBuffer();
+  await uploadFrame(cloud, token, await describeJpeg(jpeg), { capturedAt: night });
+  await cloud.analysis.runOnce();
+  const [e] = (await http<{ source: string; model: string; level: string; summary: string; alertId: string | null }[]>(cloud.url, 'GET', '/admin/v1/events', { token: cloud.adminToken })).body;
+  t.match(e, { source: 'vision', model: 'pipeline-vision', level: 'critical', summary: ANSWER.summary }, "mock-llm's answer to the request it matched");
+  t.ok(e?.alertId, 'a critical event raises an alert');
+  t.equal(await requestsSeen(server, 1), 1, 'one call');
 });
