@@ -3,8 +3,9 @@
 # gst-rtsp-server with its Python bindings (the RTSP test camera), and the ONVIF peers the
 # camera simulator is proven against (test/onvif-sim): onvif-util (package onvif-tools, an
 # independent ONVIF client) and wsdd (a foreign WS-Discovery responder), and rauc with
-# squashfs-tools and openssl (signed firmware bundles), and Chromium (the status page's browser
-# test drives it with playwright-core, which never downloads a browser of its own). Installs
+# squashfs-tools and openssl (signed firmware bundles), Chromium (the status page's browser
+# test drives it with playwright-core, which never downloads a browser of its own), and
+# PostgreSQL (the cloud's tests start their own throwaway server; no service is started). Installs
 # them when run as root, otherwise stops with the list of what is missing. Then the firmware
 # tools (scripts/firmware-check.sh deps).
 set -eu
@@ -34,6 +35,8 @@ command -v mksquashfs >/dev/null 2>&1 || missing="$missing squashfs-tools"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 # test/e2e/status-page.test.ts launches exactly this path
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
+# test/helpers/postgres.ts runs initdb and pg_ctl from here
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 
 # shellcheck disable=SC2086 # the list is meant to split into words
 install_missing setup $missing
