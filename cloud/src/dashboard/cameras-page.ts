@@ -2,6 +2,7 @@ import type { AppContext } from '../context.js';
 import type { CameraWatch } from '../store/fleet-types.js';
 import type { CameraWithStats, DeviceRecord, FrameRecord } from '../store/types.js';
 import { ago, esc, page, time } from './layout.js';
+import { adminFrameImagePath } from '../routes/frames.js';
 
 const STATE_CLASS: Record<string, string> = { ok: 'ok', failing: 'bad', stopped: 'warn' };
 
@@ -65,7 +66,7 @@ function row(c: CameraWithStats, reported: CameraWatch['reported'], openAlerts: 
 /** The newest compressed frame, small, linking to full size. */
 export function latestFrame(f: FrameRecord | null): string {
   if (!f) return '';
-  const url = `/admin/v1/frames/${encodeURIComponent(f.id)}/image`;
+  const url = adminFrameImagePath(f.id);
   return `<a href="${url}" class="latest-frame"><img src="${url}" alt="latest frame, ${time(f.capturedAt)}" data-frame-id="${esc(f.id)}"></a>`;
 }
 

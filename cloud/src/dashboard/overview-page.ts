@@ -2,6 +2,7 @@ import type { AppContext } from '../context.js';
 import { alertTable } from './alerts-page.js';
 import { esc, page, time } from './layout.js';
 import { LIVE_STYLE } from './live-script.js';
+import { adminFrameImagePath } from '../routes/frames.js';
 
 const FRAMES_PER_CAMERA = 4;
 
@@ -25,7 +26,7 @@ export async function renderOverview(ctx: AppContext): Promise<string> {
     const thumbs = frames
       .map((f, i) => {
         const latest = i === 0 ? ' class="latest"' : '';
-        return `<figure${latest}><img src="/admin/v1/frames/${encodeURIComponent(f.id)}/image" alt="${i === 0 ? 'latest frame' : 'frame'} ${time(f.capturedAt)}"${i === 0 ? ` data-latest-frame="${esc(c.id)}"` : ' loading="lazy"'}><figcaption>${i === 0 ? 'latest, ' : ''}${time(f.capturedAt)}</figcaption></figure>`;
+        return `<figure${latest}><img src="${adminFrameImagePath(f.id)}" alt="${i === 0 ? 'latest frame' : 'frame'} ${time(f.capturedAt)}"${i === 0 ? ` data-latest-frame="${esc(c.id)}"` : ' loading="lazy"'}><figcaption>${i === 0 ? 'latest, ' : ''}${time(f.capturedAt)}</figcaption></figure>`;
       })
       .join('');
     cameraBlocks.push(

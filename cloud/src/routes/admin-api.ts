@@ -7,7 +7,7 @@ import type { SiteRecord } from '../store/types.js';
 import { firmwareAdminRoutes } from './firmware-admin.js';
 import { eventRoutes } from './events.js';
 import { fleetAdminRoutes } from './fleet-admin.js';
-import { frameReadRoutes } from './frames.js';
+import { adminFrameImagePath, frameReadRoutes } from './frames.js';
 
 const claimCodeSchema = {
   body: {
@@ -45,5 +45,5 @@ export const adminApi: FastifyPluginAsync<{ ctx: AppContext }> = async (app, { c
   await app.register(fleetAdminRoutes, { ctx });
   await app.register(firmwareAdminRoutes, { ctx });
   await app.register(eventRoutes, { ctx });
-  await app.register(frameReadRoutes, { ctx, scope: () => undefined, imagePath: (frameId) => `/admin/v1/frames/${frameId}/image` });
+  await app.register(frameReadRoutes, { ctx, scope: () => undefined, imagePath: adminFrameImagePath });
 };

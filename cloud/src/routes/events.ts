@@ -7,6 +7,7 @@ import { CloudError } from '../errors.js';
 import type { AlertRecord } from '../store/alert-types.js';
 import type { AnalysisCounters } from '../store/analysis-types.js';
 import type { EventRecord } from '../store/event-types.js';
+import { adminFrameImagePath } from './frames.js';
 
 export const DEFAULT_EVENT_PAGE = 50;
 export const MAX_EVENT_PAGE = 500;
@@ -17,7 +18,7 @@ export interface EventView extends Omit<EventRecord, 'frames'> {
 }
 
 export function eventView(e: EventRecord): EventView {
-  return { ...e, frames: e.frames.map((f) => ({ ...f, imageUrl: `/admin/v1/frames/${f.id}/image` })) };
+  return { ...e, frames: e.frames.map((f) => ({ ...f, imageUrl: adminFrameImagePath(f.id) })) };
 }
 
 /** GET /admin/v1/analysis: what the pipeline is doing. */

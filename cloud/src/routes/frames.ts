@@ -6,6 +6,11 @@ import type { CameraInventory } from '../store/inventory-types.js';
 import type { CameraWithStats, FrameRecord } from '../store/types.js';
 
 export const DEFAULT_FRAME_PAGE = 50;
+
+/** Where people (the admin API, a dashboard session) get a frame's JPEG. */
+export function adminFrameImagePath(frameId: string): string {
+  return `/admin/v1/frames/${encodeURIComponent(frameId)}/image`;
+}
 /** Larger limits are clamped to this (page on with `before`). */
 export const MAX_FRAME_PAGE = 1000;
 
