@@ -19,11 +19,6 @@ export class LazyDetector implements ObjectDetector {
     return (await this.#get()).detect(jpeg, signal);
   }
 
-  /** Whether the real detector has been started. */
-  get started(): boolean {
-    return this.#detector !== undefined;
-  }
-
   async close(): Promise<void> {
     this.#closed = true;
     const d = this.#detector;

@@ -21,8 +21,4 @@ export class Broadcast {
       }
     }
   }
-
-  get size(): number {
-    return this.#listeners.size;
-  }
 }
