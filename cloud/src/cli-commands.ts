@@ -1,10 +1,10 @@
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { issueClaimCode } from './claim-codes.js';
 import { CONFIG_FLAGS, loadConfig, type CloudConfig } from './config.js';
 import { CloudError, ConfigError } from './errors.js';
-import { DB_FILE, startCloud } from './main.js';
-import { SqliteStore } from './store/sqlite-store.js';
+import { startCloud } from './main.js';
+import { openStore } from './store/open-store.js';
+import type { CloudStore } from './store/types.js';
 import { readNewPassword, type PasswordInput } from './users/password-input.js';
 import { addUser, checkUserName, describeUser, disableUser, requireUser, setUserPassword } from './users/user-admin.js';
 
@@ -135,8 +135,8 @@ async function userCommand(args: string[], config: CloudConfig, io: CliIo, env: 
 }
 
 /** Commands that only touch the database work beside a running server (WAL, busy timeout). */
-async function withStore(config: CloudConfig, fn: (store: SqliteStore) => Promise<number>): Promise<number> {
-  const store = new SqliteStore(join(config.dataDir, DB_FILE));
+async function withStore(config: CloudConfig, fn: (store: CloudStore) => Promise<number>): Promise<number> {
+  const store = await openStore(config);
   try {
     return await fn(store);
   } finally {

@@ -42,6 +42,28 @@ export const CloudConfigSchema = z
     sessionTtlS: positiveInt(7 * 86_400),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
+    // Where records and frames live (see docs/scaling.md). Unset: SQLite and a folder in dataDir.
+    /** postgres://user:password@host:port/database for PostgreSQL. Env only: it may carry a password. */
+    databaseUrl: z
+      .string()
+      .refine((u) => URL.canParse(u) && /^postgres(ql)?:$/.test(new URL(u).protocol), 'must be a postgres:// URL')
+      .optional(),
+    /** Connections each process keeps to PostgreSQL at most. */
+    databasePoolSize: z.number().int().min(2).max(200).default(10),
+    /** An S3-compatible bucket for frames and firmware instead of the object folder. */
+    s3Bucket: z.string().min(3).max(63).optional(),
+    /** The S3 endpoint (MinIO, Ceph, Garage, ...); unset = AWS, by region. */
+    s3Endpoint: z
+      .string()
+      .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'must be an http(s) URL')
+      .optional(),
+    s3Region: z.string().min(1).default('us-east-1'),
+    /** Bucket in the path (most S3-compatible servers) or in the host name (AWS); by default path when an endpoint is set. */
+    s3UrlStyle: z.enum(['path', 'virtual-host']).optional(),
+    /** Env only. Unset: the AWS SDK's own chain (environment, profile, instance role). */
+    s3AccessKeyId: z.string().min(1).optional(),
+    s3SecretAccessKey: z.string().min(1).optional(),
+
     // Fleet watch (see fleet/fleet-watch.ts).
     /** How often the watch looks for silent devices and cameras. */
     fleetSweepIntervalS: positiveInt(30),
@@ -134,6 +156,13 @@ export const CloudConfigSchema = z
       const missing = c.visionBaseUrl === undefined ? 'visionBaseUrl' : 'visionModel';
       ctx.addIssue({ code: 'custom', path: [missing], message: 'the vision model needs both a base URL and a model' });
     }
+    if ((c.s3AccessKeyId === undefined) !== (c.s3SecretAccessKey === undefined)) {
+      const missing = c.s3AccessKeyId === undefined ? 's3AccessKeyId' : 's3SecretAccessKey';
+      ctx.addIssue({ code: 'custom', path: [missing], message: 'S3 credentials need both the key id and the secret' });
+    }
+    if ((c.s3Endpoint !== undefined || c.s3AccessKeyId !== undefined) && c.s3Bucket === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['s3Bucket'], message: 'the S3 options need a bucket (VIGIL_S3_BUCKET)' });
+    }
     if ((c.triageBaseUrl === undefined) !== (c.triageModel === undefined)) {
       const missing = c.triageBaseUrl === undefined ? 'triageBaseUrl' : 'triageModel';
       ctx.addIssue({ code: 'custom', path: [missing], message: 'triage needs both a base URL and a model' });
@@ -167,6 +196,14 @@ export const CONFIG_OPTIONS: readonly OptionSource[] = [
   { key: 'claimCodeTtlS', env: 'VIGIL_CLAIM_CODE_TTL_S', flag: 'claim-code-ttl-s', type: 'number' },
   { key: 'sessionTtlS', env: 'VIGIL_SESSION_TTL_S', flag: 'session-ttl-s', type: 'number' },
   { key: 'logLevel', env: 'VIGIL_LOG_LEVEL', flag: 'log-level', type: 'string' },
+  { key: 'databaseUrl', env: 'VIGIL_DATABASE_URL', type: 'string' },
+  { key: 'databasePoolSize', env: 'VIGIL_DATABASE_POOL_SIZE', flag: 'database-pool-size', type: 'number' },
+  { key: 's3Bucket', env: 'VIGIL_S3_BUCKET', flag: 's3-bucket', type: 'string' },
+  { key: 's3Endpoint', env: 'VIGIL_S3_ENDPOINT', flag: 's3-endpoint', type: 'string' },
+  { key: 's3Region', env: 'VIGIL_S3_REGION', flag: 's3-region', type: 'string' },
+  { key: 's3UrlStyle', env: 'VIGIL_S3_URL_STYLE', flag: 's3-url-style', type: 'string' },
+  { key: 's3AccessKeyId', env: 'VIGIL_S3_ACCESS_KEY_ID', type: 'string' },
+  { key: 's3SecretAccessKey', env: 'VIGIL_S3_SECRET_ACCESS_KEY', type: 'string' },
   { key: 'fleetSweepIntervalS', env: 'VIGIL_FLEET_SWEEP_INTERVAL_S', flag: 'fleet-sweep-interval-s', type: 'number' },
   { key: 'deviceSilentS', env: 'VIGIL_DEVICE_SILENT_S', flag: 'device-silent-s', type: 'number' },
   { key: 'cameraSilentS', env: 'VIGIL_CAMERA_SILENT_S', flag: 'camera-silent-s', type: 'number' },

@@ -25,8 +25,9 @@ import { ChatClient } from './llm/chat-client.js';
 import { NotificationDispatcher } from './notify/dispatcher.js';
 import { WebhookSender } from './notify/webhook-sender.js';
 import { FolderStore } from './objects/folder-store.js';
+import type { ObjectStore } from './objects/types.js';
 import { UrlSigner } from './objects/url-signer.js';
-import { SqliteStore } from './store/sqlite-store.js';
+import { DB_FILE, openStore } from './store/open-store.js';
 import type { AlertRecord } from './store/alert-types.js';
 import type { CloudStore } from './store/types.js';
 
@@ -35,7 +36,7 @@ export const CLOSE_GRACE_MS = 5_000;
 /** While closing, connections that have become idle are closed this often. */
 const IDLE_SWEEP_MS = 50;
 
-export const DB_FILE = 'cloud.db';
+export { DB_FILE };
 export const OBJECTS_DIR = 'objects';
 export const ADMIN_TOKEN_FILE = 'admin-token';
 export const SIGNING_KEY_FILE = 'url-signing-key';
@@ -67,7 +68,8 @@ export interface RunningCloud {
   store: CloudStore;
   /** Where objects are kept, for tests and tools that look at the files. */
   objectsDir: string;
-  folder: FolderStore;
+  /** The embedded object folder, when objects are kept there (not in S3). */
+  folder: FolderStore | undefined;
   /** The fleet watch: `sweep()` runs one pass now (tests). */
   fleet: FleetWatch;
   alerts: AlertService;
@@ -84,7 +86,10 @@ export interface RunningCloud {
 }
 
 /** Opens the store and the object folder under config.dataDir (creating secrets on first start). */
-export async function openCloudParts(config: CloudConfig, logger: Logger): Promise<{ store: SqliteStore; folder: FolderStore; adminToken: string; objectsDir: string }> {
+export async function openCloudParts(
+  config: CloudConfig,
+  logger: Logger,
+): Promise<{ store: CloudStore; objects: ObjectStore; folder: FolderStore | undefined; adminToken: string; objectsDir: string }> {
   try {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   } catch (err) {
@@ -99,7 +104,7 @@ export async function openCloudParts(config: CloudConfig, logger: Logger): Promi
   }
   const signingKey = config.urlSigningKey ?? loadOrCreateSecret(config.dataDir, SIGNING_KEY_FILE).value;
   const objectsDir = join(config.dataDir, OBJECTS_DIR);
-  const store = new SqliteStore(join(config.dataDir, DB_FILE));
+  const store = await openStore(config);
   try {
     const folder = await FolderStore.open({
       root: objectsDir,
@@ -107,7 +112,7 @@ export async function openCloudParts(config: CloudConfig, logger: Logger): Promi
       maxObjectBytes: config.maxObjectBytes,
       presignTtlMs: config.presignTtlS * 1000,
     });
-    return { store, folder, adminToken, objectsDir };
+    return { store, objects: folder, folder, adminToken, objectsDir };
   } catch (err) {
     await store.close();
     throw err;
@@ -118,16 +123,16 @@ export async function openCloudParts(config: CloudConfig, logger: Logger): Promi
 export async function startCloud(input: CloudConfigInput, deps: CloudDeps = {}): Promise<RunningCloud> {
   const config = parseConfig(input);
   const logger = deps.logger ?? pino({ level: config.logLevel });
-  const { store, folder, adminToken, objectsDir } = await openCloudParts(config, logger);
+  const { store, objects, folder, adminToken, objectsDir } = await openCloudParts(config, logger);
   const clock: Clock = { now: deps.now ?? Date.now, sleep: deps.sleep ?? systemSleep };
-  const services = buildServices(config, store, folder, clock, deps, logger);
+  const services = buildServices(config, store, objects, clock, deps, logger);
   const { fleet, alerts, notifications, triage, analysis, analyser, changes } = services;
   const firmware = {
     intake: await BundleIntake.open(join(config.dataDir, FIRMWARE_INCOMING_DIR), config.maxBundleBytes),
     verifier: config.firmwareKeyring ? new RaucVerifier({ keyring: config.firmwareKeyring }) : undefined,
   };
   if (!firmware.verifier) logger.warn('no firmwareKeyring (VIGIL_FIRMWARE_KEYRING): firmware bundles are stored without a signature check; production must set it');
-  const ctx: AppContext = { config, store, objects: folder, folder, adminToken, now: clock.now, fleet, alerts, analysis, analyser, changes, firmware };
+  const ctx: AppContext = { config, store, objects, folder, adminToken, now: clock.now, fleet, alerts, analysis, analyser, changes, firmware };
   let app: FastifyInstance;
   try {
     app = await buildApp(ctx, logger);
@@ -170,7 +175,7 @@ export async function startCloud(input: CloudConfigInput, deps: CloudDeps = {}):
 }
 
 /** The background parts: alerts and their webhooks, triage, the fleet watch, analysis. */
-function buildServices(config: CloudConfig, store: SqliteStore, objects: FolderStore, clock: Clock, deps: CloudDeps, logger: Logger) {
+function buildServices(config: CloudConfig, store: CloudStore, objects: ObjectStore, clock: Clock, deps: CloudDeps, logger: Logger) {
   const random = deps.random ?? Math.random;
   const timeoutMs = config.webhookTimeoutS * 1000;
   // Without webhooks nothing is ever enqueued; the sender then never sends, and needs no key.
@@ -232,7 +237,7 @@ function buildServices(config: CloudConfig, store: SqliteStore, objects: FolderS
 }
 
 /** The analysis pipeline with its detector (started on first use) and vision model (when configured). */
-function buildAnalysis(config: CloudConfig, store: SqliteStore, objects: FolderStore, alerts: AlertService, clock: Clock, deps: CloudDeps, logger: Logger) {
+function buildAnalysis(config: CloudConfig, store: CloudStore, objects: ObjectStore, alerts: AlertService, clock: Clock, deps: CloudDeps, logger: Logger) {
   const log = logger.child({ part: 'analysis' });
   const detector =
     deps.detector === null

@@ -25,6 +25,8 @@ import type { CloudConfigInput } from '../src/config.js';
 import { systemSleep, type Sleep } from '../src/lib/clock.js';
 import { startCloud, type CloudDeps, type RunningCloud } from '../src/main.js';
 import { hashPassword, type ScryptParams } from '../src/users/passwords.js';
+import type { FolderStore } from '../src/objects/folder-store.js';
+import { testDatabaseUrl } from '../../test/helpers/postgres.js';
 
 interface Tap {
   teardown(fn: () => unknown): void;
@@ -109,6 +111,8 @@ export function tempDir(t: Tap, prefix = 'vigil-cloud-'): string {
 export interface TestCloud extends RunningCloud {
   clock: TestClock;
   dataDir: string;
+  /** Test clouds keep objects in the folder store. */
+  folder: FolderStore;
 }
 
 /** Jitter off: retry delays are exactly the backoff ladder's. */
@@ -126,9 +130,12 @@ export async function startTestCloud(
   deps: Pick<CloudDeps, 'analyser' | 'detector' | 'logger'> = {},
 ): Promise<TestCloud> {
   const dataDir = overrides.dataDir ?? tempDir(t);
-  const cloud = await startCloud({ port: 0, logLevel: 'silent', ...overrides, dataDir }, { now: clock.now, sleep: clock.sleep, random: NO_JITTER, detector: null, ...deps });
+  const databaseUrl = overrides.databaseUrl ?? (await testDatabaseUrl(t, dataDir));
+  const cloud = await startCloud({ port: 0, logLevel: 'silent', ...overrides, dataDir, ...(databaseUrl ? { databaseUrl } : {}) }, { now: clock.now, sleep: clock.sleep, random: NO_JITTER, detector: null, ...deps });
   t.teardown(() => cloud.close());
-  return Object.assign(cloud, { clock, dataDir });
+  const folder = cloud.folder;
+  if (!folder) throw new Error('a test cloud keeps its objects in the folder store');
+  return Object.assign(cloud, { clock, dataDir, folder });
 }
 
 export interface Res<T = unknown> {

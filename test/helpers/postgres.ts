@@ -3,9 +3,11 @@
 // at teardown. Nothing starts as a service. PostgreSQL refuses to run as root, so under root
 // (CI) the cluster belongs to the `postgres` user the package creates.
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { freePort } from './ports.js';
 
 interface Tap {
@@ -61,4 +63,43 @@ export async function startPostgres(t: Tap): Promise<TestPostgres> {
     rmSync(dir, { recursive: true, force: true });
   });
   return { url: `postgres://vigil@127.0.0.1:${port}/vigil`, port, stop };
+}
+
+let shared: Promise<TestPostgres> | undefined;
+const databases = new Map<string, string>();
+
+/**
+ * The database a test cloud runs on when the suite runs on PostgreSQL
+ * (VIGIL_TEST_DATABASE=postgres), else undefined (SQLite, the default). Each data dir gets its
+ * own fresh database, and the same one again when a test restarts a cloud over that data dir.
+ * The server is VIGIL_TEST_PG_URL (scripts/test.sh starts one for the whole run) or, when a
+ * test file runs on its own, one started for this process.
+ */
+export async function testDatabaseUrl(t: Tap, dataDir: string): Promise<string | undefined> {
+  if (process.env.VIGIL_TEST_DATABASE !== 'postgres') return undefined;
+  const known = databases.get(dataDir);
+  if (known) return known;
+  const server = process.env.VIGIL_TEST_PG_URL ?? (await (shared ??= startPostgres({ teardown: (fn) => process.once('exit', () => void fn()) }))).url;
+  const name = `t_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: server });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(server);
+  url.pathname = `/${name}`;
+  databases.set(dataDir, url.href);
+  t.teardown(async () => {
+    databases.delete(dataDir);
+    const c = new pg.Client({ connectionString: server });
+    await c.connect();
+    try {
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    } finally {
+      await c.end();
+    }
+  });
+  return url.href;
 }

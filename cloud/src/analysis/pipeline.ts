@@ -31,6 +31,8 @@ import { effectiveSettings, type AnalysisSettings } from './settings.js';
 export const JOB_LEASE_MS = 60_000;
 /** Frame jobs taken per round. */
 const INTAKE_BATCH = 32;
+/** Decisions retried when other workers keep moving the camera's reference. */
+const INTAKE_RACE_TRIES = 10;
 /** With nothing due, look again this often (another process may have added work). */
 const IDLE_LOOK_MS = 5_000;
 /** Scene alerts are swept this often. */
@@ -173,17 +175,26 @@ export class AnalysisPipeline {
     const settings = await this.#settings(frame.cameraId);
     const bytes = await this.#read(frame.objectKey);
     const inspection = bytes ? await inspectFrame(bytes) : { ok: false as const, reason: 'the object is missing from the object store' };
-    const state = await store.analysis.cameraState(frame.cameraId);
-    const decision = decideIntake(state, frame.capturedAt, inspection, settings);
-    if (decision.kind === 'invalid') this.#o.logger.warn({ frameId: frame.id, cameraId: frame.cameraId, reason: decision.reason }, 'frame is not a valid JPEG; skipped, not analysed');
-    await store.analysis.recordIntake({
-      jobId: job.id,
-      frame: { id: frame.id, cameraId: frame.cameraId, deviceId: frame.deviceId, capturedAt: frame.capturedAt },
-      decision,
-      policy: { windowMs: settings.batchWindowS * 1000, idleMs: settings.batchIdleS * 1000, maxFrames: settings.batchMaxFrames },
-      newBatchId: newId('bat'),
-      now: clock.now(),
-    });
+    // Another replica may admit a frame of this camera between our read of its reference and
+    // our write; the store then refuses, and the frame is decided again against the new one.
+    for (let tries = 1; ; tries++) {
+      const state = await store.analysis.cameraState(frame.cameraId);
+      const decision = decideIntake(state, frame.capturedAt, inspection, settings);
+      const recorded = await store.analysis.recordIntake({
+        jobId: job.id,
+        frame: { id: frame.id, cameraId: frame.cameraId, deviceId: frame.deviceId, capturedAt: frame.capturedAt },
+        decision,
+        refFrameId: state?.refFrameId ?? null,
+        policy: { windowMs: settings.batchWindowS * 1000, idleMs: settings.batchIdleS * 1000, maxFrames: settings.batchMaxFrames },
+        newBatchId: newId('bat'),
+        now: clock.now(),
+      });
+      if (recorded) {
+        if (decision.kind === 'invalid') this.#o.logger.warn({ frameId: frame.id, cameraId: frame.cameraId, reason: decision.reason }, 'frame is not a valid JPEG; skipped, not analysed');
+        return;
+      }
+      if (tries >= INTAKE_RACE_TRIES) throw new Error(`INTAKE_RACE: the reference of camera ${frame.cameraId} kept moving`);
+    }
   }
 
   async #startBatches(signal: AbortSignal, drain: boolean): Promise<void> {

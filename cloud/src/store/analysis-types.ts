@@ -65,6 +65,8 @@ export interface IntakeInput {
   jobId: number;
   frame: { id: string; cameraId: string; deviceId: string; capturedAt: number };
   decision: IntakeDecision;
+  /** The camera's reference frame the decision was made against (null: it had none). */
+  refFrameId: string | null;
   policy: BatchPolicy;
   newBatchId: string;
   now: number;
@@ -156,8 +158,12 @@ export interface AnalysisStore {
   /** Names and scopes of a camera, for settings and for people; null when unknown. */
   cameraContext(cameraId: string): Promise<CameraContext | null>;
   cameraState(cameraId: string): Promise<AnalysisCameraState | null>;
-  /** Records intake's decision, moves the reference, fills or closes batches, ends the job. */
-  recordIntake(i: IntakeInput): Promise<void>;
+  /**
+   * Records intake's decision, moves the reference, fills or closes batches, ends the job.
+   * False, and nothing written, when the camera's reference is no longer `refFrameId` (another
+   * worker admitted a frame of this camera meanwhile): decide again against the new one.
+   */
+  recordIntake(i: IntakeInput): Promise<boolean>;
   /** Closes open batches whose window or idle time is over, enqueueing their jobs; how many. */
   closeDueBatches(now: number): Promise<number>;
   /** When the next open batch is due to close; null when none is open. */

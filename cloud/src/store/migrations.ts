@@ -335,4 +335,11 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE alerts ADD COLUMN last_event_at INTEGER;
    ALTER TABLE alerts ADD COLUMN event_count INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE alerts ADD COLUMN last_notified_at INTEGER;`,
+  // 6: leases, so background work that must run once (the fleet watch's sweep, alert sweeps)
+  // runs in one process at a time when several cloud replicas share a database.
+  `CREATE TABLE leases (
+     name   TEXT    PRIMARY KEY,
+     holder TEXT    NOT NULL,
+     until  INTEGER NOT NULL
+   );`,
 ];

@@ -318,6 +318,12 @@ export const PG_MIGRATIONS: readonly string[] = [
      payload    TEXT    NOT NULL,
      created_at BIGINT  NOT NULL
    );`,
+  // 2 (SQLite 6): leases for background work that runs in one replica at a time.
+  `CREATE TABLE leases (
+     name   TEXT    PRIMARY KEY,
+     holder TEXT    NOT NULL,
+     until  BIGINT  NOT NULL
+   );`,
 ];
 
 /** Advisory lock key: replicas starting together migrate one at a time. */

@@ -74,12 +74,14 @@ export class SqliteAnalysisStore implements AnalysisStore {
     return row ? toCameraState(row) : null;
   }
 
-  async recordIntake(i: IntakeInput): Promise<void> {
+  async recordIntake(i: IntakeInput): Promise<boolean> {
     const s = this.#s;
     const { frame, decision: d, now } = i;
-    this.#db
+    return this.#db
       .transaction(() => {
         s.ensureCamera.run(frame.cameraId);
+        const ref = (s.camera.get(frame.cameraId) as Row).ref_frame_id as string | null;
+        if (ref !== i.refFrameId) return false;
         const inserted = s.insertFrame.run({
           frameId: frame.id,
           cameraId: frame.cameraId,
@@ -99,6 +101,7 @@ export class SqliteAnalysisStore implements AnalysisStore {
           }
         }
         s.finishJob.run(now, i.jobId);
+        return true;
       })
       .immediate();
   }

@@ -14,6 +14,7 @@ import { SqliteEventStore } from './sqlite-event-store.js';
 import { SqliteFirmwareStore } from './sqlite-firmware-store.js';
 import { SqliteFleetStore } from './sqlite-fleet-store.js';
 import { SqliteInventoryStore } from './sqlite-inventory-store.js';
+import { SqliteLeaseStore } from './sqlite-lease-store.js';
 import { SqliteUserStore } from './sqlite-user-store.js';
 import type { UserStore } from './user-types.js';
 import { DEVICE_COLUMNS, INVENTORY_COLUMNS, toCamera, toDevice, toFrame, toInventory, toSite, toUpload, type Row } from './sqlite-rows.js';
@@ -27,6 +28,7 @@ import type {
   DeviceRecord,
   FrameIdentity,
   FrameRecord,
+  LeaseStore,
   ListFramesOptions,
   SiteRecord,
   UploadRecord,
@@ -48,6 +50,7 @@ type Db = Database.Database;
  * a read lock.
  */
 export class SqliteStore implements CloudStore {
+  readonly engine = 'sqlite' as const;
   readonly #db: Db;
   readonly #s;
   readonly fleet: FleetStore;
@@ -57,6 +60,7 @@ export class SqliteStore implements CloudStore {
   readonly users: UserStore;
   readonly analysis: AnalysisStore;
   readonly events: EventStore;
+  readonly leases: LeaseStore;
 
   constructor(path: string) {
     mkdirSync(dirname(path), { recursive: true });
@@ -77,6 +81,7 @@ export class SqliteStore implements CloudStore {
     this.inventory = new SqliteInventoryStore(this.#db);
     this.firmware = new SqliteFirmwareStore(this.#db);
     this.users = new SqliteUserStore(this.#db);
+    this.leases = new SqliteLeaseStore(this.#db);
   }
 
   async createClaimCode(i: { siteName: string; newSiteId: string; codeHash: string; expiresAt: number; now: number }): Promise<SiteRecord> {

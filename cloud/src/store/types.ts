@@ -105,7 +105,23 @@ export interface ListFramesOptions {
   variant?: Variant | undefined;
 }
 
+/**
+ * Named leases for background work that must run in one process at a time when several cloud
+ * replicas share the database (the fleet watch's sweep, the alert sweeps).
+ */
+export interface LeaseStore {
+  /**
+   * Takes the lease for `holder` until now + ttlMs, or renews it if `holder` has it; false while
+   * another holder's lease is still running.
+   */
+  acquire(name: string, holder: string, now: number, ttlMs: number): Promise<boolean>;
+  /** Gives the lease up (another replica may take it at once); a lease held by another is left. */
+  release(name: string, holder: string): Promise<void>;
+}
+
 export interface CloudStore {
+  /** Which engine this is, for logs and the status API. */
+  readonly engine: 'sqlite' | 'postgres';
   /** Heartbeats, queue history and per-camera watch state (fleet-types.ts). */
   readonly fleet: FleetStore;
   /** Alerts and their notifications (alert-types.ts). */
@@ -120,6 +136,14 @@ export interface CloudStore {
   readonly analysis: AnalysisStore;
   /** Scene events and the live stream's log (event-types.ts). */
   readonly events: EventStore;
+  /** Leases for work that runs once across replicas. */
+  readonly leases: LeaseStore;
+  /**
+   * Calls `listener` after another process appended to the live stream (the shared engine's
+   * notifications); the stream's own process is woken directly. Returns an unsubscribe.
+   * Absent on the embedded store, which one process owns.
+   */
+  readonly watchStream?: (listener: () => void) => () => void;
 
   /** Finds the site by name or creates it, and records a claim code (by hash) for it. */
   createClaimCode(input: { siteName: string; newSiteId: string; codeHash: string; expiresAt: number; now: number }): Promise<SiteRecord>;
