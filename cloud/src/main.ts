@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { AlertService } from './alerts/alert-service.js';
@@ -125,7 +127,9 @@ export async function startCloud(input: CloudConfigInput, deps: CloudDeps = {}):
   const logger = deps.logger ?? pino({ level: config.logLevel });
   const { store, objects, folder, adminToken, objectsDir } = await openCloudParts(config, logger);
   const clock: Clock = { now: deps.now ?? Date.now, sleep: deps.sleep ?? systemSleep };
-  const services = buildServices(config, store, objects, clock, deps, logger);
+  // Names this process to the replicas sharing its database (leases on run-once work).
+  const instance = `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
+  const services = buildServices(config, store, objects, instance, clock, deps, logger);
   const { fleet, alerts, notifications, triage, analysis, analyser, changes } = services;
   const firmware = {
     intake: await BundleIntake.open(join(config.dataDir, FIRMWARE_INCOMING_DIR), config.maxBundleBytes),
@@ -149,6 +153,8 @@ export async function startCloud(input: CloudConfigInput, deps: CloudDeps = {}):
 
   const loops = new AbortController();
   const loopsDone = Promise.all([fleet.run(loops.signal), notifications.run(loops.signal), analysis.run(loops.signal)]);
+  // Events and alert changes other replicas commit wake this one's live-stream readers too.
+  const unwatch = store.watchStream?.(() => changes.notify());
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -166,6 +172,7 @@ export async function startCloud(input: CloudConfigInput, deps: CloudDeps = {}):
         // Requests are done; now the loops (a webhook in flight is aborted and, its lease
         // running out, sent again after the next start), then the database.
         loops.abort();
+        unwatch?.();
         await loopsDone;
         await services.stop();
         await store.close();
@@ -175,7 +182,7 @@ export async function startCloud(input: CloudConfigInput, deps: CloudDeps = {}):
 }
 
 /** The background parts: alerts and their webhooks, triage, the fleet watch, analysis. */
-function buildServices(config: CloudConfig, store: CloudStore, objects: ObjectStore, clock: Clock, deps: CloudDeps, logger: Logger) {
+function buildServices(config: CloudConfig, store: CloudStore, objects: ObjectStore, instance: string, clock: Clock, deps: CloudDeps, logger: Logger) {
   const random = deps.random ?? Math.random;
   const timeoutMs = config.webhookTimeoutS * 1000;
   // Without webhooks nothing is ever enqueued; the sender then never sends, and needs no key.
@@ -222,11 +229,12 @@ function buildServices(config: CloudConfig, store: CloudStore, objects: ObjectSt
       backlogMinAgeMs: config.backlogMinAgeS * 1000,
     },
     sweepIntervalMs: config.fleetSweepIntervalS * 1000,
+    instance,
     clock,
     logger: logger.child({ part: 'fleet' }),
     ...(triage ? { onOpened: (a: AlertRecord) => triage.request(a) } : {}),
   });
-  const { analysis, analyser, detector, chat } = buildAnalysis(config, store, objects, alerts, clock, deps, logger);
+  const { analysis, analyser, detector, chat } = buildAnalysis(config, store, objects, alerts, instance, clock, deps, logger);
   const stop = async () => {
     await triage?.stop();
     await sender.close();
@@ -237,7 +245,7 @@ function buildServices(config: CloudConfig, store: CloudStore, objects: ObjectSt
 }
 
 /** The analysis pipeline with its detector (started on first use) and vision model (when configured). */
-function buildAnalysis(config: CloudConfig, store: CloudStore, objects: ObjectStore, alerts: AlertService, clock: Clock, deps: CloudDeps, logger: Logger) {
+function buildAnalysis(config: CloudConfig, store: CloudStore, objects: ObjectStore, alerts: AlertService, instance: string, clock: Clock, deps: CloudDeps, logger: Logger) {
   const log = logger.child({ part: 'analysis' });
   const detector =
     deps.detector === null
@@ -266,6 +274,7 @@ function buildAnalysis(config: CloudConfig, store: CloudStore, objects: ObjectSt
     analyser,
     defaults: analysisDefaults(config),
     concurrency: config.visionConcurrency,
+    instance,
     clock,
     random: deps.random ?? Math.random,
     logger: log,

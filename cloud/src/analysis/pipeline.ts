@@ -37,6 +37,7 @@ const INTAKE_RACE_TRIES = 10;
 const IDLE_LOOK_MS = 5_000;
 /** Scene alerts are swept this often. */
 export const SWEEP_INTERVAL_MS = 15_000;
+export const SWEEP_LEASE = 'scene-alert-sweep';
 /** A batch job that keeps failing is put back at most this many times before its fallback. */
 export const BATCH_MAX_ATTEMPTS = 8;
 /** Frame jobs that fail (an unreadable object store) are retried this many times. */
@@ -53,6 +54,8 @@ export interface PipelineOptions {
   defaults: AnalysisSettings;
   /** Batch jobs analysed at once (the analyser has its own limit too). */
   concurrency: number;
+  /** This process among the replicas sharing the database: the alert sweep runs in one at a time. */
+  instance: string;
   clock: Clock;
   random: () => number;
   logger: Logger;
@@ -107,6 +110,7 @@ export class AnalysisPipeline {
     }
     await Promise.allSettled(this.#running.values());
     await renew;
+    await this.#o.store.leases.release(SWEEP_LEASE, this.#o.instance).catch((err: unknown) => this.#o.logger.warn({ err }, 'could not give up the alert sweep lease'));
   }
 
   /**
@@ -130,13 +134,16 @@ export class AnalysisPipeline {
     await store.analysis.closeDueBatches(clock.now());
     await this.#startBatches(signal, drain);
     const now = clock.now();
+    // Jobs are shared through the queue; the sweeps run in the one replica holding the lease.
     if (now - this.#lastSweep >= SWEEP_INTERVAL_MS || drain) {
       this.#lastSweep = now;
-      await this.#sweep();
-    }
-    if (now - this.#lastPrune >= 3_600_000) {
-      this.#lastPrune = now;
-      await store.events.pruneStream(now - STREAM_RETENTION_MS);
+      if (await store.leases.acquire(SWEEP_LEASE, this.#o.instance, now, 2 * SWEEP_INTERVAL_MS + 5_000)) {
+        await this.#sweep();
+        if (now - this.#lastPrune >= 3_600_000) {
+          this.#lastPrune = now;
+          await store.events.pruneStream(now - STREAM_RETENTION_MS);
+        }
+      }
     }
   }
 

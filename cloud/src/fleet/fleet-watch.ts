@@ -23,6 +23,8 @@ export interface FleetWatchOptions {
   alerts: AlertService;
   thresholds: FleetThresholds;
   sweepIntervalMs: number;
+  /** This process among the replicas sharing the database: the sweep runs in one at a time. */
+  instance: string;
   clock: Clock;
   logger: Logger;
   /** Called with every fleet alert this watch opens (triage). */
@@ -43,6 +45,9 @@ export interface FleetWatchStatus {
 }
 
 const FLEET_KINDS: ReadonlySet<string> = new Set(FLEET_ALERT_KINDS);
+export const FLEET_SWEEP_LEASE = 'fleet-sweep';
+/** A lease outlives its renewal time by this much, for a slow sweep or a busy database. */
+const LEASE_SLACK_MS = 5_000;
 
 /**
  * Watches the fleet and keeps its alerts in step with what devices report:
@@ -149,16 +154,22 @@ export class FleetWatch {
     });
   }
 
-  /** Sweeps every interval until `signal` aborts. */
+  /**
+   * Sweeps every interval until `signal` aborts, while this process holds the sweep's lease:
+   * with several replicas one sweeps, and another takes over within two intervals of its
+   * death (at once when it stops cleanly and gives the lease up).
+   */
   async run(signal: AbortSignal): Promise<void> {
+    const { store, clock, instance, sweepIntervalMs, logger } = this.#o;
     while (!signal.aborted) {
       try {
-        await this.sweep();
+        if (await store.leases.acquire(FLEET_SWEEP_LEASE, instance, clock.now(), 2 * sweepIntervalMs + LEASE_SLACK_MS)) await this.sweep();
       } catch (err) {
-        this.#o.logger.error({ err }, 'fleet sweep failed');
+        logger.error({ err }, 'fleet sweep failed');
       }
-      await this.#o.clock.sleep(this.#o.sweepIntervalMs, signal);
+      await clock.sleep(sweepIntervalMs, signal);
     }
+    await store.leases.release(FLEET_SWEEP_LEASE, instance).catch((err: unknown) => logger.warn({ err }, 'could not give up the fleet sweep lease'));
   }
 
   async #sweep(): Promise<SweepResult> {
