@@ -37,6 +37,8 @@ command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 # test/helpers/postgres.ts runs initdb and pg_ctl from here
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+# The load balancer in front of several cloud replicas (test/e2e/replicas.test.ts)
+[ -x /usr/sbin/haproxy ] || missing="$missing haproxy"
 
 # shellcheck disable=SC2086 # the list is meant to split into words
 install_missing setup $missing
