@@ -132,6 +132,8 @@ export const CloudConfigSchema = z
     alertMinLevel: z.enum(RISK_LEVELS).default(DEFAULT_ANALYSIS_SETTINGS.minLevel),
     alertCooldownS: AnalysisSettingsSchema.shape.cooldownS.default(DEFAULT_ANALYSIS_SETTINGS.cooldownS),
     renotifyS: AnalysisSettingsSchema.shape.renotifyS.default(DEFAULT_ANALYSIS_SETTINGS.renotifyS),
+    /** How long an analysis job a replica took stays its own without renewal: after its death, the wait before another takes it. */
+    jobLeaseS: z.number().int().min(3).max(3600).default(60),
 
     // Firmware (see routes/firmware-*.ts).
     /** Largest RAUC bundle an admin may upload. */
@@ -235,6 +237,7 @@ export const CONFIG_OPTIONS: readonly OptionSource[] = [
   { key: 'batchMaxFrames', env: 'VIGIL_BATCH_MAX_FRAMES', flag: 'batch-max-frames', type: 'number' },
   { key: 'timezone', env: 'VIGIL_TIMEZONE', flag: 'timezone', type: 'string' },
   { key: 'alertMinLevel', env: 'VIGIL_ALERT_MIN_LEVEL', flag: 'alert-min-level', type: 'string' },
+  { key: 'jobLeaseS', env: 'VIGIL_JOB_LEASE_S', flag: 'job-lease-s', type: 'number' },
   { key: 'alertCooldownS', env: 'VIGIL_ALERT_COOLDOWN_S', flag: 'alert-cooldown-s', type: 'number' },
   { key: 'renotifyS', env: 'VIGIL_RENOTIFY_S', flag: 'renotify-s', type: 'number' },
   { key: 'maxBundleBytes', env: 'VIGIL_MAX_BUNDLE_BYTES', flag: 'max-bundle-bytes', type: 'number' },

@@ -275,6 +275,7 @@ function buildAnalysis(config: CloudConfig, store: CloudStore, objects: ObjectSt
     defaults: analysisDefaults(config),
     concurrency: config.visionConcurrency,
     instance,
+    jobLeaseMs: config.jobLeaseS * 1000,
     clock,
     random: deps.random ?? Math.random,
     logger: log,

@@ -27,8 +27,6 @@ import { effectiveSettings, type AnalysisSettings } from './settings.js';
 // A job is leased while it runs and the lease is renewed, so a crashed process's job is taken
 // again a lease later, and a slow analysis is never taken twice.
 
-/** A job's lease; renewed every third of it while the job runs. */
-export const JOB_LEASE_MS = 60_000;
 /** Frame jobs taken per round. */
 const INTAKE_BATCH = 32;
 /** Decisions retried when other workers keep moving the camera's reference. */
@@ -56,6 +54,11 @@ export interface PipelineOptions {
   concurrency: number;
   /** This process among the replicas sharing the database: the alert sweep runs in one at a time. */
   instance: string;
+  /**
+   * A job's lease, renewed every third of it while the job runs: how long a job a dead process
+   * held waits before another takes it.
+   */
+  jobLeaseMs: number;
   clock: Clock;
   random: () => number;
   logger: Logger;
@@ -160,7 +163,7 @@ export class AnalysisPipeline {
   async #intake(): Promise<number> {
     const { store, clock } = this.#o;
     const now = clock.now();
-    const jobs = await store.analysis.claimJobs('frame', now, INTAKE_BATCH, now + JOB_LEASE_MS);
+    const jobs = await store.analysis.claimJobs('frame', now, INTAKE_BATCH, now + this.#o.jobLeaseMs);
     for (const job of jobs) {
       try {
         await this.#intakeOne(job);
@@ -216,7 +219,7 @@ export class AnalysisPipeline {
         return;
       }
       const now = clock.now();
-      const jobs = await store.analysis.claimJobs('batch', now, free, now + JOB_LEASE_MS);
+      const jobs = await store.analysis.claimJobs('batch', now, free, now + this.#o.jobLeaseMs);
       if (jobs.length === 0) return;
       for (const job of jobs) {
         const p = this.#batchJob(job, signal).finally(() => {
@@ -310,10 +313,10 @@ export class AnalysisPipeline {
   async #renewLeases(signal: AbortSignal): Promise<void> {
     const { store, clock } = this.#o;
     while (!signal.aborted) {
-      await clock.sleep(JOB_LEASE_MS / 3, signal);
+      await clock.sleep(this.#o.jobLeaseMs / 3, signal);
       if (signal.aborted || this.#running.size === 0) continue;
       try {
-        await store.analysis.extendLeases([...this.#running.keys()], clock.now() + JOB_LEASE_MS);
+        await store.analysis.extendLeases([...this.#running.keys()], clock.now() + this.#o.jobLeaseMs);
       } catch (err) {
         this.#o.logger.error({ err }, 'renewing analysis job leases failed');
       }
