@@ -3,20 +3,18 @@ import {
   FAILED_STATES,
   FINAL_STATES,
   IN_PROGRESS_STATES,
-  ROLLOUT_STATES,
   type DeploymentDetail,
   type DeploymentRecord,
   type DeviceTarget,
-  type DeviceUpdate,
   type DeviceUpdates,
   type FirmwareStore,
   type NewDeployment,
   type ReleaseRecord,
-  type RolloutDevice,
   type RolloutState,
   type StatusInput,
   type StatusResult,
 } from './firmware-types.js';
+import { countStates, thresholdHaltReason, toDeployment, toDeviceUpdate, toRelease, toRollout } from './firmware-rows.js';
 import type { Row } from './sqlite-rows.js';
 
 const list = (states: readonly RolloutState[]) => states.map((s) => `'${s}'`).join(', ');
@@ -87,8 +85,7 @@ export class SqliteFirmwareStore implements FirmwareStore {
   #detail(r: Row): DeploymentDetail {
     const deployment = toDeployment(r);
     const devices = (this.#s.rolloutOf.all(deployment.id) as Row[]).map(toRollout);
-    const counts = Object.fromEntries(ROLLOUT_STATES.map((st) => [st, devices.filter((d) => d.state === st).length])) as Record<RolloutState, number>;
-    return { ...deployment, release: toRelease(this.#s.releaseById.get(deployment.releaseId) as Row), devices, counts };
+    return { ...deployment, release: toRelease(this.#s.releaseById.get(deployment.releaseId) as Row), devices, counts: countStates(devices) };
   }
 
   async haltDeployment(id: string, reason: string, now: number): Promise<boolean> {
@@ -140,8 +137,7 @@ export class SqliteFirmwareStore implements FirmwareStore {
         if (recorded && dep.state === 'active' && FAILED_STATES.includes(i.state)) {
           const failures = (s.failureCount.get(i.deploymentId) as Row).n as number;
           if (failures >= dep.failureThreshold) {
-            const why = i.reason ? `: ${i.reason}` : '';
-            s.halt.run(`${failures} device(s) failed or reverted, threshold ${dep.failureThreshold}; last: ${i.deviceId} ${i.state}${why}`, i.now, i.deploymentId);
+            s.halt.run(thresholdHaltReason(failures, dep.failureThreshold, i.deviceId, i.state, i.reason), i.now, i.deploymentId);
             dep = toDeployment(s.deploymentById.get(i.deploymentId) as Row);
             halted = true;
           }
@@ -206,45 +202,4 @@ function newestRolloutPerDevice(where: string): string {
      FROM firmware_rollout r JOIN firmware_deployments d ON d.id = r.deployment_id JOIN firmware_releases rel ON rel.id = d.release_id
      ${where}
    ) WHERE n = 1 ORDER BY device_id`;
-}
-
-function toRelease(r: Row): ReleaseRecord {
-  return {
-    id: r.id as string,
-    version: r.version as string,
-    bytes: r.bytes as number,
-    sha256: r.sha256 as string,
-    objectKey: r.object_key as string,
-    verified: r.verified === 1,
-    createdAt: r.created_at as number,
-  };
-}
-
-function toDeployment(r: Row): DeploymentRecord {
-  return {
-    id: r.id as string,
-    releaseId: r.release_id as string,
-    siteId: (r.site_id as string | null) ?? null,
-    maxConcurrent: r.max_concurrent as number,
-    failureThreshold: r.failure_threshold as number,
-    state: r.state as 'active' | 'halted',
-    haltReason: (r.halt_reason as string | null) ?? null,
-    haltedAt: (r.halted_at as number | null) ?? null,
-    createdAt: r.created_at as number,
-  };
-}
-
-function toRollout(r: Row): RolloutDevice {
-  return {
-    deviceId: r.device_id as string,
-    state: r.state as RolloutState,
-    reason: (r.reason as string | null) ?? null,
-    startedAt: (r.started_at as number | null) ?? null,
-    updatedAt: r.updated_at as number,
-    reportedAt: (r.reported_at as number | null) ?? null,
-  };
-}
-
-function toDeviceUpdate(r: Row): DeviceUpdate {
-  return { ...toRollout(r), deploymentId: r.deployment_id as string, releaseId: r.release_id as string, version: r.version as string };
 }
