@@ -1,27 +1,33 @@
 import t, { type Test } from 'tap';
 import { join } from 'node:path';
+import { testDatabaseUrl } from '../../test/helpers/postgres.js';
 import { sha256Hex } from '../src/lib/ids.js';
+import { PgStore } from '../src/store/pg-store.js';
 import { SqliteStore } from '../src/store/sqlite-store.js';
+import type { CloudStore } from '../src/store/types.js';
 import { checkNewPassword, DEFAULT_SCRYPT, hashPassword, verifyPassword, type ScryptParams } from '../src/users/passwords.js';
 import { endSession, SESSION_TTL_MS, startSession, userOfSession } from '../src/users/sessions.js';
 import { addUser, disableUser, setUserPassword } from '../src/users/user-admin.js';
 import { FIRST_LOCK_MS, lockedUntil, LoginLockedError, MAX_LOCK_MS, UserLogin } from '../src/users/user-login.js';
 import { fakeClock, tempDir } from './helpers.js';
 
-// Unit tier: password hashing, the lockout ladder, logins and sessions over a real SQLite
-// store with a fake clock. Users made here by hand get a cheap scrypt setting so the many
-// wrong passwords stay fast; the strings carry their parameters, so verification is the same.
+// Unit tier: password hashing, the lockout ladder, logins and sessions over a real store
+// (SQLite, or PostgreSQL when the suite runs on it) with a fake clock. Users made here by hand
+// get a cheap scrypt setting so the many wrong passwords stay fast; the strings carry their
+// parameters, so verification is the same.
 
 const CHEAP: ScryptParams = { N: 1024, r: 8, p: 1 };
 const PW = 'a long enough passphrase';
 
-function openStore(t: Test): SqliteStore {
-  const store = new SqliteStore(join(tempDir(t), 'cloud.db'));
+async function openStore(t: Test): Promise<CloudStore> {
+  const dir = tempDir(t);
+  const url = await testDatabaseUrl(t, dir);
+  const store = url ? await PgStore.open({ url, poolSize: 4 }) : new SqliteStore(join(dir, 'cloud.db'));
   t.teardown(() => store.close());
   return store;
 }
 
-async function cheapUser(store: SqliteStore, name: string, now: number, password = PW): Promise<string> {
+async function cheapUser(store: CloudStore, name: string, now: number, password = PW): Promise<string> {
   const id = `usr_${name}`;
   if (!(await store.users.createUser({ id, name, passwordHash: await hashPassword(password, CHEAP), role: 'admin', now }))) throw new Error(`user ${name} exists`);
   return id;
@@ -71,8 +77,23 @@ t.test('the lockout ladder: 5 wrong → 60 s, doubling per further failure, at m
   t.equal(FIRST_LOCK_MS, 60_000);
 });
 
+t.test('users: names are unique ignoring case, found in any case, listed in that order', async (t) => {
+  const store = await openStore(t);
+  await cheapUser(store, 'bo', 1);
+  await cheapUser(store, 'Ana', 2);
+  await cheapUser(store, 'cy', 3);
+  t.notOk(await store.users.createUser({ id: 'usr_other', name: 'ANA', passwordHash: 'x', role: 'admin', now: 4 }), 'a name taken in another case');
+  t.notOk(await store.users.createUser({ id: 'usr_bo', name: 'dee', passwordHash: 'x', role: 'admin', now: 4 }), 'a taken id');
+  t.match(await store.users.findUser('aNA'), { id: 'usr_Ana', name: 'Ana', createdAt: 2 });
+  t.equal(await store.users.findUser('an'), null, 'whole names only');
+  t.same((await store.users.listUsers()).map((u) => u.name), ['Ana', 'bo', 'cy'], 'by name, ignoring case');
+  t.ok(await store.users.disableUser('ANA', 5));
+  t.match(await store.users.findUser('ana'), { disabledAt: 5 });
+  t.notOk(await store.users.setPassword('nobody', 'x', 6), 'an unknown name');
+});
+
 t.test('login: locked after 5 wrong passwords, even for the right one, until the lock ends', async (t) => {
-  const store = openStore(t);
+  const store = await openStore(t);
   const clock = fakeClock();
   const login = new UserLogin(store.users, clock.now);
   await cheapUser(store, 'Ana', clock.now());
@@ -97,7 +118,7 @@ t.test('login: locked after 5 wrong passwords, even for the right one, until the
 });
 
 t.test('login: parallel wrong guesses are all counted and lock at once', async (t) => {
-  const store = openStore(t);
+  const store = await openStore(t);
   const clock = fakeClock();
   const login = new UserLogin(store.users, clock.now);
   await cheapUser(store, 'bo', clock.now());
@@ -107,7 +128,7 @@ t.test('login: parallel wrong guesses are all counted and lock at once', async (
 });
 
 t.test('login: unknown and disabled users get the same answer, after the same work', async (t) => {
-  const store = openStore(t);
+  const store = await openStore(t);
   const clock = fakeClock();
   const login = new UserLogin(store.users, clock.now);
   await addUser(store.users, 'real', PW, clock.now()); // the default (slow) setting, like the dummy
@@ -135,7 +156,7 @@ t.test('login: unknown and disabled users get the same answer, after the same wo
 });
 
 t.test('sessions: stored as a hash, expire after 7 days, end on logout, new password or disable', async (t) => {
-  const store = openStore(t);
+  const store = await openStore(t);
   const clock = fakeClock();
   const id = await cheapUser(store, 'cy', clock.now());
 

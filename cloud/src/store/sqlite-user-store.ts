@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { Row } from './sqlite-rows.js';
+import { toUser } from './user-rows.js';
 import type { UserRecord, UserRole, UserStore, UserWithPassword } from './user-types.js';
 
 /** Dashboard users and sessions in the embedded SQLite file (opened and migrated by SqliteStore). */
@@ -86,18 +87,6 @@ export class SqliteUserStore implements UserStore {
   async deleteExpiredSessions(now: number): Promise<void> {
     this.#s.deleteExpired.run(now);
   }
-}
-
-function toUser(r: Row): UserRecord {
-  return {
-    id: r.id as string,
-    name: r.name as string,
-    role: r.role as UserRole,
-    createdAt: r.created_at as number,
-    disabledAt: (r.disabled_at as number | null) ?? null,
-    failedLogins: r.failed_logins as number,
-    lockedUntil: (r.locked_until as number | null) ?? null,
-  };
 }
 
 function prepare(db: Database.Database) {
