@@ -1,7 +1,8 @@
 import type Database from 'better-sqlite3';
-import type { CameraHealth, CameraState, HeartbeatRequest, LocalAccessView, Verdict } from '@vigil/protocol';
-import type { CameraWatch, DeviceHealth, FleetDevice, FleetStore, FrozenRun, HeartbeatInput, QueueSample } from './fleet-types.js';
-import { DEVICE_COLUMNS, INVENTORY_COLUMNS, toDevice, toInventory, type Row } from './sqlite-rows.js';
+import type { CameraHealth, HeartbeatRequest } from '@vigil/protocol';
+import { healthColumns, maxOrNull, summariseQueue, toHealth, toQueueSample, toWatch, WATCH_COLUMNS } from './fleet-rows.js';
+import type { CameraWatch, FleetDevice, FleetStore, FrozenRun, HeartbeatInput, QueueSample } from './fleet-types.js';
+import { DEVICE_COLUMNS, INVENTORY_COLUMNS, toDevice, type Row } from './sqlite-rows.js';
 
 /** The fleet watch's tables in the embedded SQLite file (opened and migrated by SqliteStore). */
 export class SqliteFleetStore implements FleetStore {
@@ -69,12 +70,7 @@ export class SqliteFleetStore implements FleetStore {
   }
 
   async queueHistory(deviceId: string, limit: number): Promise<QueueSample[]> {
-    const rows = this.#s.history.all(deviceId, limit) as Row[];
-    return rows.reverse().map((r) => ({
-      receivedAt: r.received_at as number,
-      depth: { compressed: r.compressed_depth as number, original: r.original_depth as number },
-      oldestAgeMs: { compressed: (r.compressed_oldest_ms as number | null) ?? null, original: (r.original_oldest_ms as number | null) ?? null },
-    }));
+    return (this.#s.history.all(deviceId, limit) as Row[]).reverse().map(toQueueSample);
   }
 
   async cameraWatch(deviceId?: string): Promise<CameraWatch[]> {
@@ -91,90 +87,8 @@ export class SqliteFleetStore implements FleetStore {
   }
 }
 
-function summariseQueue(r: HeartbeatRequest) {
-  const q = { compressed: { depth: 0, oldest: null as number | null }, original: { depth: 0, oldest: null as number | null } };
-  for (const e of r.queue) {
-    q[e.variant].depth += e.depth;
-    q[e.variant].oldest = maxOrNull(q[e.variant].oldest, e.oldestAgeMs);
-  }
-  return q;
-}
-
-function maxOrNull(a: number | null, b: number | null): number | null {
-  if (a === null) return b;
-  if (b === null) return a;
-  return Math.max(a, b);
-}
-
-function toHealth(r: Row): DeviceHealth | null {
-  if (r.h_received_at === null || r.h_received_at === undefined) return null;
-  return {
-    receivedAt: r.h_received_at as number,
-    sentAt: r.h_sent_at as number,
-    verdict: r.h_verdict as Verdict,
-    verdictReason: (r.h_verdict_reason as string | null) ?? null,
-    agentVersion: r.h_agent_version as string,
-    firmwareVersion: (r.h_firmware_version as string | null) ?? null,
-    firmwareSlot: (r.h_firmware_slot as 'A' | 'B' | null) ?? null,
-    queueDepth: r.h_queue_depth as number,
-    oldestQueuedAgeMs: (r.h_oldest_queued_ms as number | null) ?? null,
-    cameras: {
-      total: r.h_cameras_total as number,
-      ok: r.h_cameras_ok as number,
-      failing: r.h_cameras_failing as number,
-      stopped: r.h_cameras_stopped as number,
-    },
-    local: typeof r.h_local === 'string' ? (JSON.parse(r.h_local) as LocalAccessView) : null,
-  };
-}
-
-function toWatch(r: Row): CameraWatch {
-  const state = (r.reported_state as CameraState | null) ?? null;
-  return {
-    cameraId: r.id as string,
-    deviceId: r.device_id as string,
-    key: r.key as string,
-    name: (r.name as string | null) ?? null,
-    createdAt: r.created_at as number,
-    reported:
-      state === null
-        ? null
-        : {
-            state,
-            name: (r.reported_name as string | null) ?? '',
-            lastError: (r.reported_error as string | null) ?? null,
-            lastCaptureAt: (r.reported_capture_at as number | null) ?? null,
-            failures: (r.reported_failures as number | null) ?? 0,
-          },
-    inventory: toInventory(r),
-    lastFrameAt: (r.last_frame_at as number | null) ?? null,
-    frozen: {
-      refDhash: (r.frozen_ref_dhash as string | null) ?? null,
-      count: (r.frozen_count as number | null) ?? 0,
-      lastCapturedAt: (r.frozen_last_captured_at as number | null) ?? null,
-    },
-  };
-}
-
-const HEALTH_COLUMNS = [
-  'received_at',
-  'sent_at',
-  'verdict',
-  'verdict_reason',
-  'agent_version',
-  'firmware_version',
-  'firmware_slot',
-  'queue_depth',
-  'oldest_queued_ms',
-  'cameras_total',
-  'cameras_ok',
-  'cameras_failing',
-  'cameras_stopped',
-]
-  .map((c) => `h.${c} AS h_${c}`)
-  // The status page's address and PIN, straight from the stored report (no column of its own)
-  .concat("json_extract(h.report, '$.local') AS h_local")
-  .join(', ');
+// The status page's address and PIN, straight from the stored report.
+const HEALTH_COLUMNS = healthColumns("json_extract(h.report, '$.local')");
 
 function prepare(db: Database.Database) {
   const p = (sql: string) => db.prepare(sql);
@@ -221,8 +135,7 @@ function prepare(db: Database.Database) {
     report: p('SELECT received_at, report FROM device_health WHERE device_id = ?'),
     history: p('SELECT * FROM heartbeats WHERE device_id = ? ORDER BY id DESC LIMIT ?'),
     cameraWatch: p(
-      `SELECT c.id, c.device_id, c.key, c.name, c.created_at, w.reported_state, w.reported_name, w.reported_error, w.reported_capture_at,
-         w.reported_failures, w.last_frame_at, w.frozen_ref_dhash, w.frozen_count, w.frozen_last_captured_at, ${INVENTORY_COLUMNS}
+      `SELECT ${WATCH_COLUMNS}, ${INVENTORY_COLUMNS}
        FROM cameras c LEFT JOIN camera_watch w ON w.camera_id = c.id LEFT JOIN camera_inventory i ON i.camera_id = c.id
        WHERE (:deviceId IS NULL OR c.device_id = :deviceId) AND (:cameraId IS NULL OR c.id = :cameraId)
        ORDER BY c.device_id, c.key`,
