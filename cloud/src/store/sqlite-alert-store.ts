@@ -1,17 +1,6 @@
 import type Database from 'better-sqlite3';
-import type {
-  AlertFilter,
-  AlertRecord,
-  AlertState,
-  AlertStore,
-  DeliveryOutcome,
-  NewAlert,
-  NotificationDraft,
-  NotificationEvent,
-  NotificationRecord,
-  NotificationState,
-  Notify,
-} from './alert-types.js';
+import { ALERT_SELECT, byCreation, NOTIFIED_EVENTS, toAlert, toNotification } from './alert-rows.js';
+import type { AlertFilter, AlertRecord, AlertStore, DeliveryOutcome, NewAlert, NotificationDraft, NotificationEvent, NotificationRecord, Notify } from './alert-types.js';
 import type { RiskLevel } from '../analysis/analyser.js';
 import type { Row } from './sqlite-rows.js';
 
@@ -112,8 +101,7 @@ export class SqliteAlertStore implements AlertStore {
 
   async claimDueNotifications(now: number, limit: number, leaseUntil: number): Promise<NotificationRecord[]> {
     const rows = this.#db.transaction(() => this.#s.claimDue.all({ now, limit, leaseUntil }) as Row[]).immediate();
-    // RETURNING gives no order; deliver oldest first.
-    return rows.map(toNotification).sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+    return rows.map(toNotification).sort(byCreation);
   }
 
   async nextNotificationAt(): Promise<number | null> {
@@ -145,58 +133,6 @@ export class SqliteAlertStore implements AlertStore {
     return alert;
   }
 }
-
-/** The changes that tell receivers of an alert that needs them (re-notification counts from these). */
-const NOTIFIED_EVENTS = new Set<NotificationEvent>(['alert.opened', 'alert.escalated', 'alert.renotified']);
-
-function toAlert(r: Row): AlertRecord {
-  return {
-    id: r.id as string,
-    kind: r.kind as string,
-    deviceId: r.device_id as string,
-    deviceName: r.device_name as string,
-    site: r.site as string,
-    cameraId: (r.camera_id as string | null) ?? null,
-    cameraKey: (r.camera_key as string | null) ?? null,
-    cameraName: (r.camera_name as string | null) ?? null,
-    state: r.state as AlertState,
-    openedAt: r.opened_at as number,
-    closedAt: (r.closed_at as number | null) ?? null,
-    title: r.title as string,
-    detail: JSON.parse(r.detail as string) as Record<string, unknown>,
-    diagnosis: (r.diagnosis as string | null) ?? null,
-    resolution: (r.resolution as string | null) ?? null,
-    level: r.level as RiskLevel,
-    acknowledgedAt: (r.acknowledged_at as number | null) ?? null,
-    acknowledgedBy: (r.acknowledged_by as string | null) ?? null,
-    lastEventAt: (r.last_event_at as number | null) ?? null,
-    eventCount: r.event_count as number,
-    lastNotifiedAt: (r.last_notified_at as number | null) ?? null,
-  };
-}
-
-function toNotification(r: Row): NotificationRecord {
-  return {
-    id: r.id as string,
-    alertId: r.alert_id as string,
-    event: r.event as NotificationEvent,
-    target: r.target as string,
-    payload: r.payload as string,
-    state: r.state as NotificationState,
-    attempts: r.attempts as number,
-    nextAttemptAt: r.next_attempt_at as number,
-    lastError: (r.last_error as string | null) ?? null,
-    createdAt: r.created_at as number,
-    deliveredAt: (r.delivered_at as number | null) ?? null,
-    failedAt: (r.failed_at as number | null) ?? null,
-  };
-}
-
-// Names come from the device and camera tables, and the camera's reported name when it has
-// none of its own, so people read "front door", not an id.
-const ALERT_SELECT = `SELECT a.*, d.name AS device_name, s.name AS site, c.key AS camera_key, coalesce(c.name, w.reported_name) AS camera_name
-  FROM alerts a JOIN devices d ON d.id = a.device_id JOIN sites s ON s.id = d.site_id
-  LEFT JOIN cameras c ON c.id = a.camera_id LEFT JOIN camera_watch w ON w.camera_id = a.camera_id`;
 
 function prepare(db: Database.Database) {
   const p = (sql: string) => db.prepare(sql);

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { Notify } from './alert-types.js';
+import { dueBatchReason, emptyStates, SCENE_ALERT_KIND, toBatch, toBatchFrame, toCameraState, toJob } from './analysis-rows.js';
 import type {
   AnalysisCameraState,
   AnalysisCounters,
@@ -17,8 +18,7 @@ import type {
 import type { SqliteAlertStore } from './sqlite-alert-store.js';
 import type { Row } from './sqlite-rows.js';
 
-/** The kind of alert scene events raise (one open per camera). */
-export const SCENE_ALERT_KIND = 'scene';
+export { SCENE_ALERT_KIND };
 
 /** The analysis pipeline's tables in the embedded SQLite file (opened and migrated by SqliteStore). */
 export class SqliteAnalysisStore implements AnalysisStore {
@@ -144,7 +144,7 @@ export class SqliteAnalysisStore implements AnalysisStore {
     return this.#db
       .transaction(() => {
         const due = this.#s.dueBatches.all(now) as Row[];
-        for (const b of due) this.#closeBatch(b.id as string, (b.last_added_at as number) > (b.opened_at as number) ? 'idle or window' : 'idle', now);
+        for (const b of due) this.#closeBatch(b.id as string, dueBatchReason(b), now);
         return due.length;
       })
       .immediate();
@@ -160,13 +160,7 @@ export class SqliteAnalysisStore implements AnalysisStore {
   }
 
   async batchFrames(batchId: string): Promise<BatchFrame[]> {
-    return (this.#s.batchFrames.all(batchId) as Row[]).map((r) => ({
-      frameId: r.frame_id as string,
-      capturedAt: r.captured_at as number,
-      objectKey: r.object_key as string,
-      distance: (r.distance as number | null) ?? null,
-      reason: (r.reason as string | null) ?? null,
-    }));
+    return (this.#s.batchFrames.all(batchId) as Row[]).map(toBatchFrame);
   }
 
   async recordBatch(r: BatchResult) {
@@ -253,44 +247,6 @@ export class SqliteAnalysisStore implements AnalysisStore {
       events: (s.eventCount.get() as Row).n as number,
     };
   }
-}
-
-function emptyStates(): Record<JobState, number> {
-  return { pending: 0, running: 0, done: 0, failed: 0 };
-}
-
-function toJob(r: Row): Job {
-  return { id: r.id as number, kind: r.kind as JobKind, ref: r.ref as string, attempts: r.attempts as number, createdAt: r.created_at as number };
-}
-
-function toCameraState(r: Row): AnalysisCameraState {
-  return {
-    cameraId: r.camera_id as string,
-    refFrameId: (r.ref_frame_id as string | null) ?? null,
-    refDhash: (r.ref_dhash as string | null) ?? null,
-    refCapturedAt: (r.ref_captured_at as number | null) ?? null,
-    openBatchId: (r.open_batch_id as string | null) ?? null,
-    framesSeen: r.frames_seen as number,
-    framesSkipped: r.frames_skipped as number,
-    framesInvalid: r.frames_invalid as number,
-    framesBatched: r.frames_batched as number,
-  };
-}
-
-function toBatch(r: Row): BatchRecord {
-  return {
-    id: r.id as string,
-    cameraId: r.camera_id as string,
-    deviceId: r.device_id as string,
-    state: r.state as BatchState,
-    firstCapturedAt: r.first_captured_at as number,
-    lastCapturedAt: r.last_captured_at as number,
-    frameCount: r.frame_count as number,
-    openedAt: r.opened_at as number,
-    closeAt: r.close_at as number,
-    closeReason: (r.close_reason as string | null) ?? null,
-    outcome: r.outcome === null ? null : (JSON.parse(r.outcome as string) as Record<string, unknown>),
-  };
 }
 
 function prepare(db: Database.Database) {
