@@ -1,8 +1,8 @@
 // What a device says to the cloud, as plain HTTP (the agent's own client is not needed to load
-// the cloud): claim, then presign → PUT → complete for each frame. For benchmarks.
+// the cloud): claim, then presign → PUT → complete for each frame, and heartbeats. For benchmarks.
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
-import { dhash, DHASH_HEIGHT, DHASH_WIDTH } from '../protocol/dist/index.js';
+import { dhash, DHASH_HEIGHT, DHASH_WIDTH, VARIANTS, type HeartbeatRequest, type HeartbeatResponse } from '../protocol/dist/index.js';
 
 export interface BenchFrame {
   bytes: Buffer;
@@ -46,4 +46,38 @@ export async function uploadBenchFrame(cloudUrl: string, token: string, f: Bench
   if (!put.ok) throw new Error(`PUT: ${put.status} ${await put.text()}`);
   const c = await call<{ frameId: string }>(`${cloudUrl}/v1/uploads/complete`, { method: 'POST', token, json: { uploadId: p.uploadId } });
   return c.frameId;
+}
+
+/**
+ * A valid heartbeat from a healthy one-camera device, as the agent sends it: the camera
+ * capturing, both upload queues empty, nothing to escalate.
+ */
+export function benchHeartbeat(camera: string, o: { sentAt: number; uptimeS: number; capturesOk: number }): HeartbeatRequest {
+  return {
+    sentAt: o.sentAt,
+    agentVersion: '0.0.0-bench',
+    firmware: { version: null, slot: null, trial: false },
+    uptimeS: o.uptimeS,
+    agentUptimeS: o.uptimeS,
+    lastReboot: { reason: 'first_boot', detail: null },
+    verdict: 'nominal',
+    verdictReason: null,
+    problems: [],
+    escalation: [],
+    cameras: [{ camera, name: camera, state: 'ok', lastCaptureAt: o.sentAt, capturesOk: o.capturesOk, failures: 0, lastError: null }],
+    queue: VARIANTS.map((variant) => ({ camera, variant, depth: 0, oldestAgeMs: null })),
+    deadLetters: 0,
+    evictions: 0,
+    disk: { totalBytes: 32 * 1024 ** 3, freeBytes: 24 * 1024 ** 3 },
+    memory: { rssBytes: 90 * 1024 ** 2, heapUsedBytes: 40 * 1024 ** 2 },
+    clock: 'synced',
+    logs: [],
+    update: null,
+    local: null,
+  };
+}
+
+/** POST /v1/heartbeat; returns when the cloud stored it. */
+export async function sendBenchHeartbeat(cloudUrl: string, token: string, body: HeartbeatRequest): Promise<HeartbeatResponse> {
+  return call<HeartbeatResponse>(`${cloudUrl}/v1/heartbeat`, { method: 'POST', token, json: body });
 }

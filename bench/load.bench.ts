@@ -1,0 +1,306 @@
+// A fleet against one cloud: 100, 1 000 and 5 000 simulated devices (load-generator.ts), each
+// sending a frame pair (~155 KB original, ~27 KB compressed) and a heartbeat every 30 s, on
+// SQLite and on PostgreSQL. The cloud is the built CLI in its own process (`vigil-cloud serve`,
+// configured by env as an operator would), so the generator does not share its event loop.
+// Per store and fleet size: claims/s, then over the steady window frames/s, pairs/s offered vs
+// achieved, p50/p99 of a whole pair and of each request kind, errors by kind, and the CPU of
+// the cloud, of PostgreSQL (the whole cluster) and of the generator, so the bottleneck has a name.
+// Quick runs: LOAD_STORES=sqlite LOAD_DEVICES=100 LOAD_SECONDS=10.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { register } from 'node:module';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import sharp from 'sharp';
+import { SAMPLE_PHOTO, withNoise } from '../cloud/test/scenes.ts';
+import { benchFrame } from './device-client.ts';
+import { BENCH_ADMIN_TOKEN, percentile, report, ROOT } from './lib.ts';
+import { claimFleet, FleetClient, LoadStats, PERIOD_MS, runSteady, type FramePair, type RequestKind } from './load-generator.ts';
+
+// test/helpers is written for the test runner's TypeScript loader, which maps './x.js' to
+// x.ts; plain node (how benches run) needs that one mapping to load it.
+register(
+  'data:text/javascript,' +
+    encodeURIComponent(
+      "export async function resolve(s, c, next) { try { return await next(s, c); } catch (e) { if (e?.code === 'ERR_MODULE_NOT_FOUND' && s.startsWith('.') && s.endsWith('.js') && c.parentURL?.endsWith('.ts')) return next(s.slice(0, -3) + '.ts', c); throw e; } }",
+    ),
+);
+const { startPostgres } = await import('../test/helpers/postgres.ts');
+const { freePort } = await import('../test/helpers/ports.ts');
+
+type StoreKind = 'sqlite' | 'postgres';
+const list = (v: string | undefined, d: string) => (v ?? d).split(',').map((s) => s.trim()).filter(Boolean);
+const STORES = list(process.env.LOAD_STORES, 'sqlite,postgres') as StoreKind[];
+const DEVICES = list(process.env.LOAD_DEVICES, '100,1000,5000').map(Number);
+const SECONDS = Number(process.env.LOAD_SECONDS ?? PERIOD_MS / 1000);
+for (const s of STORES) if (s !== 'sqlite' && s !== 'postgres') throw new Error(`LOAD_STORES: unknown store ${s} (sqlite, postgres)`);
+for (const d of DEVICES) if (!Number.isInteger(d) || d < 1) throw new Error(`LOAD_DEVICES: ${d} is not a device count`);
+if (!(SECONDS > 0)) throw new Error(`LOAD_SECONDS: ${process.env.LOAD_SECONDS} is not a duration`);
+
+const CLI = join(ROOT, 'cloud', 'dist', 'cli.js');
+/** Distinct frame pairs; device i sends pair (i + k) % FRAME_POOL as its k-th frame. */
+const FRAME_POOL = 16;
+const CLOCK_TICKS_PER_S = 100;
+/** The bar for "this load is sustained": pairs start this close to when they are due. */
+const MAX_START_LAG_P99_MS = 1_000;
+
+// Everything started here is stopped on the way out, also after a failure or a signal.
+const cleanups: (() => void)[] = [];
+const cleanUp = () => {
+  for (const fn of cleanups.splice(0).reverse()) {
+    try {
+      fn();
+    } catch (err) {
+      console.error('load bench cleanup:', err);
+    }
+  }
+};
+process.on('exit', cleanUp);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
+
+/**
+ * The frames every device sends: the sample photo with a little sensor noise (a new seed per
+ * pair, so every frame's sha256 and object differ, as a live camera's do) as a 1280×720
+ * original (~155 KB) and a 640×360 compressed copy (~27 KB). Made once: encoding per frame
+ * would load the generator, not the cloud, and the cloud's work per upload does not depend on
+ * which bytes it hashes and stores.
+ */
+async function framePool(): Promise<FramePair[]> {
+  const make = async (w: number, h: number, quality: number, seed: number) => {
+    const data = await sharp(SAMPLE_PHOTO).resize(w, h, { fit: 'cover' }).removeAlpha().raw().toBuffer();
+    const noisy = withNoise({ data, width: w, height: h }, 1, seed);
+    return benchFrame(await sharp(noisy.data, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality }).toBuffer());
+  };
+  const pool: FramePair[] = [];
+  for (let i = 0; i < FRAME_POOL; i++) pool.push({ original: await make(1280, 720, 60, i + 1), compressed: await make(640, 360, 30, i + 1) });
+  return pool;
+}
+
+/** utime + stime (and, with `children`, what waited-for children used) of a process, in ticks. */
+function cpuTicks(pid: number, children = false): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after "pid (comm) ": state is [0], utime [11], stime [12], cutime [13], cstime [14].
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    return f[11]! + f[12]! + (children ? f[13]! + f[14]! : 0);
+  } catch {
+    return 0; // gone
+  }
+}
+
+/** The PostgreSQL cluster listening on `port`: its postmaster, found by its command line. */
+function postmasterPid(port: number): number {
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      if (argv[0]!.endsWith('/postgres') && argv.includes(`port=${port}`)) return Number(p);
+    } catch {
+      // gone
+    }
+  }
+  throw new Error(`no postgres process on port ${port}`);
+}
+
+/**
+ * The whole cluster's CPU: the postmaster with what its exited children used (backends, once
+ * waited for, land in its cutime/cstime) plus every live child. A backend that exits during the
+ * window moves from the second sum to the first, so the difference of two samples stays right.
+ */
+function clusterTicks(postmaster: number): number {
+  let t = cpuTicks(postmaster, true);
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) t += cpuTicks(Number(p));
+    } catch {
+      // gone
+    }
+  }
+  return t;
+}
+
+/** Busy ticks of the whole machine (all cores). */
+function machineTicks(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
+  return f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!;
+}
+
+function peakRssMb(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+interface CloudProcess {
+  child: ChildProcess;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** `vigil-cloud serve` on a free loopback port, configured by env only; resolves once /healthz answers. */
+async function startCloudProcess(dataDir: string, databaseUrl: string | undefined): Promise<CloudProcess> {
+  const port = await freePort();
+  // Only this bench's settings: nothing from the caller's VIGIL_* environment leaks in.
+  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VIGIL_')));
+  Object.assign(env, {
+    VIGIL_CLOUD_HOST: '127.0.0.1',
+    VIGIL_CLOUD_PORT: String(port),
+    VIGIL_CLOUD_DATA_DIR: dataDir,
+    VIGIL_ADMIN_TOKEN: BENCH_ADMIN_TOKEN,
+    VIGIL_LOG_LEVEL: 'warn',
+    VIGIL_DETECTOR: 'off',
+    // Seven requests per device per period; the limit is not what is measured.
+    VIGIL_DEVICE_RATE_LIMIT: '1000000',
+    ...(databaseUrl ? { VIGIL_DATABASE_URL: databaseUrl } : {}),
+  });
+  const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const kill = () => void child.kill('SIGKILL');
+  cleanups.push(kill);
+  // The last lines it printed, to say why it failed; warnings go to the bench's stderr.
+  const tail: string[] = [];
+  const keep = (b: Buffer) => {
+    for (const line of b.toString().split('\n').filter(Boolean)) {
+      tail.push(line);
+      if (tail.length > 20) tail.shift();
+      process.stderr.write(`cloud: ${line.slice(0, 500)}\n`);
+    }
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = once(child, 'exit');
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the cloud exited (${child.exitCode}): ${tail.join(' | ')}`);
+    if (Date.now() > deadline) throw new Error(`the cloud did not answer on ${url} within 30 s: ${tail.join(' | ')}`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    child,
+    url,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(kill, 15_000);
+        await exited;
+        clearTimeout(t);
+      }
+      cleanups.splice(cleanups.indexOf(kill), 1);
+    },
+  };
+}
+
+interface Postgres {
+  url: string;
+  port: number;
+}
+
+/** A fresh database on the bench's cluster, so every run starts empty. */
+async function freshDatabase(server: Postgres, name: string): Promise<string> {
+  const admin = new pg.Client({ connectionString: server.url });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(server.url);
+  url.pathname = `/${name}`;
+  return url.href;
+}
+
+async function run(store: StoreKind, devices: number, frames: FramePair[], postgres: Postgres | undefined): Promise<void> {
+  const name = `load_${store}_${devices}`;
+  const dataDir = mkdtempSync(join(tmpdir(), 'vigil-bench-load-'));
+  const removeDir = () => rmSync(dataDir, { recursive: true, force: true });
+  cleanups.push(removeDir);
+  const databaseUrl = store === 'postgres' ? await freshDatabase(postgres!, name) : undefined;
+  const cloud = await startCloudProcess(dataDir, databaseUrl);
+  const client = new FleetClient(cloud.url, Math.min(devices, 512));
+  try {
+    const { tokens, claimMs } = await claimFleet(client, BENCH_ADMIN_TOKEN, devices);
+    report(`${name}_claims`, devices / (claimMs / 1000), 'claims/s');
+    report(`${name}_claim_p99`, percentile(client.stats.latency.claim, 99), 'ms');
+
+    // The steady state only: the claims' latencies and CPU are not in what follows.
+    client.stats = new LoadStats();
+    const pm = postgres ? postmasterPid(postgres.port) : undefined;
+    const pid = cloud.child.pid!;
+    const before = { cloud: cpuTicks(pid), pg: pm ? clusterTicks(pm) : 0, self: process.cpuUsage(), machine: machineTicks(), at: performance.now() };
+    const r = await runSteady(client, tokens, frames, SECONDS * 1000);
+    // CPU over the window and its drain (the work the window asked for).
+    const s = (performance.now() - before.at) / 1000;
+    const pct = (ticks: number) => (100 * ticks) / CLOCK_TICKS_PER_S / s;
+    const cpu = {
+      cloud: pct(cpuTicks(pid) - before.cloud),
+      pg: pm ? pct(clusterTicks(pm) - before.pg) : 0,
+      self: (100 * ((u) => u.user + u.system)(process.cpuUsage(before.self))) / 1e6 / s,
+      machine: pct(machineTicks() - before.machine),
+    };
+    const w = r.durationMs / 1000;
+    const st = client.stats;
+    report(`${name}_frames`, r.framesInWindow / w, 'frames/s');
+    report(`${name}_pairs_offered`, r.offeredPairs / w, 'pairs/s');
+    report(`${name}_pairs_achieved`, r.pairsInWindow / w, 'pairs/s');
+    report(`${name}_heartbeats`, r.heartbeatsInWindow / w, 'heartbeats/s');
+    for (const kind of ['pair', 'presign', 'put', 'complete', 'heartbeat'] as const) {
+      const l = st.latency[kind];
+      if (l.length === 0) continue;
+      report(`${name}_${kind}_p50`, percentile(l, 50), 'ms');
+      report(`${name}_${kind}_p99`, percentile(l, 99), 'ms');
+    }
+    report(`${name}_start_lag_p99`, r.startLag.length ? percentile(r.startLag, 99) : 0, 'ms');
+    const kinds: RequestKind[] = ['presign', 'put', 'complete', 'heartbeat'];
+    for (const kind of kinds) report(`${name}_errors_${kind}`, st.errorCount(kind), 'errors');
+    report(`${name}_backlog_at_end`, r.backlogAtEnd, 'pairs');
+    report(`${name}_abandoned`, r.abandoned, 'pairs');
+    // Percent of one core; the machine has cpus().length of them.
+    report(`${name}_cpu_cloud`, cpu.cloud, '%');
+    if (pm) report(`${name}_cpu_postgres`, cpu.pg, '%');
+    report(`${name}_cpu_generator`, cpu.self, '%');
+    report(`${name}_cpu_other`, Math.max(0, cpu.machine - cpu.cloud - cpu.pg - cpu.self), '%');
+    report(`${name}_cloud_rss_peak`, peakRssMb(pid), 'MB');
+
+    const errors = kinds.reduce((n, k) => n + st.errorCount(k), 0);
+    const lagP99 = r.startLag.length ? percentile(r.startLag, 99) : 0;
+    const sustained = errors === 0 && r.abandoned === 0 && lagP99 <= MAX_START_LAG_P99_MS && r.pairsInWindow >= 0.95 * r.offeredPairs;
+    report(`${name}_sustained`, sustained ? 1 : 0, 'bool');
+    for (const [key, count] of st.errors) console.error(`${name}: ${count} × ${key}, e.g. ${st.examples.get(key)}`);
+    if (!sustained) {
+      const busiest = [
+        ['cloud', cpu.cloud],
+        ['postgres', cpu.pg],
+        ['generator', cpu.self],
+      ].sort((a, b) => (b[1] as number) - (a[1] as number))[0]!;
+      console.error(
+        `${name}: NOT sustained — ${(r.pairsInWindow / w).toFixed(1)} of ${(r.offeredPairs / w).toFixed(1)} pairs/s, ${errors} errors, ` +
+          `start lag p99 ${lagP99.toFixed(0)} ms, ${r.backlogAtEnd} pairs behind at the end, ${r.abandoned} abandoned; ` +
+          `busiest: ${busiest[0]} at ${(busiest[1] as number).toFixed(0)}% of a core (machine ${cpu.machine.toFixed(0)}% of ${cpus().length * 100}%)`,
+      );
+    }
+  } finally {
+    await client.close().catch(() => client.destroy());
+    await cloud.stop();
+    removeDir();
+    cleanups.splice(cleanups.indexOf(removeDir), 1);
+  }
+}
+
+const frames = await framePool();
+let postgres: Postgres | undefined;
+if (STORES.includes('postgres')) postgres = await startPostgres({ teardown: (fn) => void cleanups.push(() => void fn()) });
+try {
+  for (const store of STORES) for (const devices of DEVICES) await run(store, devices, frames, store === 'postgres' ? postgres : undefined);
+} finally {
+  cleanUp();
+}
