@@ -2,9 +2,12 @@
 import t, { type Test } from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { access, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { request } from 'undici';
+import { CloudClient, type CloudError as AgentCloudError } from '../../agent/src/cloud/cloud-client.js';
 import { S3Store, type S3StoreOptions } from '../src/objects/s3-store.js';
 import { startS3, type TestS3 } from '../../test/helpers/s3.js';
 import { tmpDir } from '../../test/helpers/tmp.js';
@@ -276,4 +279,58 @@ t.test('open() says which bucket at which endpoint it cannot reach, and no secre
 
   const dead = 'http://127.0.0.1:9';
   await t.rejects(S3Store.open(options(s3, { endpoint: dead })), new RegExp(`S3 bucket "vigil-test" at http://127\\.0\\.0\\.1:9 is not reachable`));
+});
+
+t.test("stat takes the server's full-object SHA-256 when it has one, and hashes the bytes otherwise", async (t) => {
+  // s3rver keeps no checksums, so this meets a minimal HTTP server that answers HEAD and GET the
+  // way S3 does for an object PUT with x-amz-checksum-sha256 (FULL_OBJECT) and for a multipart
+  // upload (COMPOSITE: a checksum of part checksums, "...-N", which says nothing about the bytes).
+  const single = body(1234);
+  const multi = body(4321);
+  const gets: string[] = [];
+  const server = createServer((req, res) => {
+    const path = req.url?.split('?')[0] ?? '';
+    const obj = path === '/b/frames/single.jpg' ? single : path === '/b/frames/multi.jpg' ? multi : null;
+    if (path === '/b' || path === '/b/') return res.writeHead(200).end();
+    if (!obj) return res.writeHead(404, { 'content-type': 'application/xml' }).end(req.method === 'HEAD' ? undefined : '<Error><Code>NoSuchKey</Code></Error>');
+    const checksum =
+      obj === single
+        ? { 'x-amz-checksum-sha256': Buffer.from(single.sha256, 'hex').toString('base64'), 'x-amz-checksum-type': 'FULL_OBJECT' }
+        : { 'x-amz-checksum-sha256': `${createHash('sha256').update('part checksums').digest('base64')}-3`, 'x-amz-checksum-type': 'COMPOSITE' };
+    res.writeHead(200, { 'content-length': String(obj.bytes), 'content-type': 'image/jpeg', etag: '"e"', ...checksum });
+    if (req.method === 'HEAD') return res.end();
+    gets.push(path);
+    res.end(obj.data);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const store = await S3Store.open({ bucket: 'b', endpoint, region: 'us-east-1', urlStyle: 'path', credentials: { accessKeyId: 'k', secretAccessKey: 's' }, maxObjectBytes: MAX, presignTtlMs: TTL_MS });
+  t.teardown(() => store.close());
+
+  t.same(await store.stat('frames/single.jpg'), { bytes: 1234, sha256: single.sha256 });
+  t.same(gets, [], 'the full-object checksum is used without reading the object');
+  t.same(await store.stat('frames/multi.jpg'), { bytes: 4321, sha256: multi.sha256 });
+  t.same(gets, ['/b/frames/multi.jpg'], 'a composite checksum is not taken for the bytes: they are read and hashed');
+  t.equal(await store.stat('frames/none.jpg'), null);
+});
+
+t.test("the agent's own client PUTs to the presigned URL with the returned headers", async (t) => {
+  const { store } = await openStore(t);
+  const obj = body(6000);
+  const put = await store.presignPut('frames/agent.jpg', obj, Date.now());
+  // The URL is absolute, so the client's base URL (the cloud) plays no part.
+  const client = new CloudClient({ baseUrl: 'http://127.0.0.1:9', token: () => 'device-token' });
+  t.teardown(() => client.close());
+  await client.putObject(put.url, put.headers, obj.data);
+  t.same(await store.stat('frames/agent.jpg'), { bytes: obj.bytes, sha256: obj.sha256 });
+
+  // Other bytes under the URL: refused, and classified for the uploader as "presign again".
+  const err = await client.putObject(put.url, put.headers, Buffer.concat([obj.data, Buffer.from('x')])).then(
+    () => null,
+    (e: unknown) => e as AgentCloudError,
+  );
+  t.equal(err?.status, 403);
+  t.equal(err?.kind, 'retry');
+  t.same(await store.stat('frames/agent.jpg'), { bytes: obj.bytes, sha256: obj.sha256 }, 'the stored object is untouched');
 });
