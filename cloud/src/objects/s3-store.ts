@@ -67,7 +67,11 @@ export class S3Store implements ObjectStore {
     this.#client = client;
   }
 
-  /** Builds the client and checks the bucket is there and these credentials reach it. */
+  /**
+   * Builds the client and checks the bucket is there and these credentials reach it. The
+   * credentials need s3:ListBucket besides Get/Put/DeleteObject: HeadBucket asks for it, and
+   * without it S3 answers a HEAD of a missing object 403 instead of 404.
+   */
   static async open(o: S3StoreOptions): Promise<S3Store> {
     const client = new S3Client({
       region: o.region,
@@ -87,8 +91,8 @@ export class S3Store implements ObjectStore {
       await client.send(store.#headBucket());
     } catch (err) {
       client.destroy();
-      const where = o.endpoint ?? `AWS ${o.region}`;
-      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      const where = o.endpoint === undefined ? `AWS ${o.region}` : withoutUserInfo(o.endpoint);
+      const status = statusOf(err);
       const why = status === 404 ? 'no such bucket' : status === 403 ? 'access denied (check the credentials and the bucket policy)' : (err as Error).message;
       throw new Error(`S3 bucket ${JSON.stringify(o.bucket)} at ${where} is not reachable: ${why}`, { cause: err });
     }
@@ -263,6 +267,14 @@ export class S3Store implements ObjectStore {
 
 function checkKey(key: string): void {
   if (!isObjectKey(key)) throw new Error(`invalid object key ${JSON.stringify(key)}`);
+}
+
+/** The endpoint for messages, without any user:password it was given with. */
+function withoutUserInfo(endpoint: string): string {
+  const u = new URL(endpoint);
+  u.username = '';
+  u.password = '';
+  return u.toString().replace(/\/$/, '');
 }
 
 function statusOf(err: unknown): number | undefined {
