@@ -23,6 +23,8 @@ const S3_IDLE_TIMEOUT_MS = 120_000;
 /** SigV4 presigned URLs live at most a week. */
 const MAX_PRESIGN_TTL_S = 7 * 24 * 3600;
 const SHA256_RE = /^[0-9a-f]{64}$/;
+/** S3's limit for one PutObject; larger needs a multipart upload. */
+const MAX_SINGLE_PUT_BYTES = 5 * 1024 ** 3;
 
 export interface S3StoreOptions {
   bucket: string;
@@ -220,6 +222,7 @@ export class S3Store implements ObjectStore {
   async putFile(key: string, localPath: string): Promise<void> {
     checkKey(key);
     const { size } = await statFile(localPath);
+    if (size > MAX_SINGLE_PUT_BYTES) throw new Error(`${localPath} is ${size} bytes; one S3 PUT takes at most ${MAX_SINGLE_PUT_BYTES}`);
     const hash = createHash('sha256');
     for await (const chunk of createReadStream(localPath) as AsyncIterable<Buffer>) hash.update(chunk);
     const body = createReadStream(localPath);
