@@ -263,19 +263,24 @@ t.test('camera_offline: a camera the device stopped finding is missing at once; 
   t.match(await listAlerts(cloud), [{ id: alert.id, state: 'closed', resolution: 'the camera reports ok and its frames arrive' }]);
 });
 
-t.test('a database from before the inventory (schema 2) is migrated forward; its cameras take an inventory', async (t) => {
-  const dataDir = tempDir(t);
-  const db = new Database(join(dataDir, DB_FILE));
-  for (const m of MIGRATIONS.slice(0, 2)) db.exec(m);
-  db.pragma('user_version = 2');
-  db.prepare("INSERT INTO sites VALUES ('site_1', 'Cafe Lune', 1)").run();
-  db.prepare("INSERT INTO devices (id, site_id, hardware_id, name, created_at, claimed_at) VALUES ('dev_old', 'site_1', 'hw-old', 'old pi', 1, 1)").run();
-  db.prepare('INSERT INTO device_tokens VALUES (?, ?, 1, NULL)').run(sha256Hex('vgl_old-token'), 'dev_old');
-  db.prepare("INSERT INTO cameras VALUES ('cam_old', 'dev_old', 'cam-a', NULL, 1)").run();
-  db.close();
+t.test(
+  'a database from before the inventory (schema 2) is migrated forward; its cameras take an inventory',
+  // It upgrades an embedded SQLite file; PostgreSQL's history starts after that version.
+  { skip: process.env.VIGIL_TEST_DATABASE === 'postgres' && 'an upgrade of a SQLite file' },
+  async (t) => {
+    const dataDir = tempDir(t);
+    const db = new Database(join(dataDir, DB_FILE));
+    for (const m of MIGRATIONS.slice(0, 2)) db.exec(m);
+    db.pragma('user_version = 2');
+    db.prepare("INSERT INTO sites VALUES ('site_1', 'Cafe Lune', 1)").run();
+    db.prepare("INSERT INTO devices (id, site_id, hardware_id, name, created_at, claimed_at) VALUES ('dev_old', 'site_1', 'hw-old', 'old pi', 1, 1)").run();
+    db.prepare('INSERT INTO device_tokens VALUES (?, ?, 1, NULL)').run(sha256Hex('vgl_old-token'), 'dev_old');
+    db.prepare("INSERT INTO cameras VALUES ('cam_old', 'dev_old', 'cam-a', NULL, 1)").run();
+    db.close();
 
-  const cloud = await startTestCloud(t, { dataDir });
-  t.match(await adminCameras(cloud), [{ id: 'cam_old', key: 'cam-a', inventory: null }]);
-  t.equal((await sendInventory(cloud, 'vgl_old-token', { cameras: [inventoryItem()] })).status, 200);
-  t.match(await adminCameras(cloud), [{ id: 'cam_old', key: 'cam-a', name: 'Front door', inventory: { manufacturer: 'Axis', listed: true } }]);
-});
+    const cloud = await startTestCloud(t, { dataDir });
+    t.match(await adminCameras(cloud), [{ id: 'cam_old', key: 'cam-a', inventory: null }]);
+    t.equal((await sendInventory(cloud, 'vgl_old-token', { cameras: [inventoryItem()] })).status, 200);
+    t.match(await adminCameras(cloud), [{ id: 'cam_old', key: 'cam-a', name: 'Front door', inventory: { manufacturer: 'Axis', listed: true } }]);
+  },
+);

@@ -118,7 +118,7 @@ export class PgStore implements CloudStore {
       const insertToken = (deviceId: string) => run(c, 'INSERT INTO device_tokens (token_hash, device_id, created_at) VALUES ($1, $2, $3)', [i.tokenHash, deviceId, i.now]);
       if (code.used_at !== null) {
         // A retry by the device that used the code (its answer was lost): see SqliteStore.claim.
-        const mine = code.device_id === null ? undefined : await one(c, 'SELECT * FROM devices WHERE id = $1 FOR UPDATE', [code.device_id]);
+        const mine = code.device_id === null ? undefined : await one(c, 'SELECT * FROM devices WHERE id = $1 FOR NO KEY UPDATE', [code.device_id]);
         const retry =
           mine !== undefined &&
           mine.hardware_id === i.hardwareId &&
@@ -150,7 +150,7 @@ export class PgStore implements CloudStore {
       );
       let deviceId = i.newDeviceId;
       if (inserted === 0) {
-        deviceId = (await one(c, 'SELECT id FROM devices WHERE site_id = $1 AND hardware_id = $2 FOR UPDATE', [siteId, i.hardwareId]))!.id as string;
+        deviceId = (await one(c, 'SELECT id FROM devices WHERE site_id = $1 AND hardware_id = $2 FOR NO KEY UPDATE', [siteId, i.hardwareId]))!.id as string;
         await run(c, 'UPDATE devices SET name = coalesce($1, name), claimed_at = $2, revoked_at = NULL WHERE id = $3', [i.name ?? null, i.now, deviceId]);
         await revokeTokens(deviceId);
       }
@@ -185,11 +185,11 @@ export class PgStore implements CloudStore {
   }
 
   async listSites(): Promise<SiteRecord[]> {
-    return (await all(this.#pool, 'SELECT * FROM sites ORDER BY name')).map(toSite);
+    return (await all(this.#pool, 'SELECT * FROM sites ORDER BY name COLLATE "C"')).map(toSite);
   }
 
   async listDevices(): Promise<DeviceRecord[]> {
-    return (await all(this.#pool, `${DEVICE_SELECT} ORDER BY s.name, d.name`)).map(toDevice);
+    return (await all(this.#pool, `${DEVICE_SELECT} ORDER BY s.name COLLATE "C", d.name COLLATE "C"`)).map(toDevice);
   }
 
   async ensureCamera(deviceId: string, key: string, newCameraId: string, now: number): Promise<CameraRecord> {
@@ -210,7 +210,7 @@ export class PgStore implements CloudStore {
       `SELECT c.*, count(f.id) AS frames, max(f.captured_at) AS last_captured_at, ${INVENTORY_COLUMNS}
        FROM cameras c LEFT JOIN frames f ON f.camera_id = c.id LEFT JOIN camera_inventory i ON i.camera_id = c.id
        WHERE $1::text IS NULL OR c.device_id = $1
-       GROUP BY c.id, i.camera_id ORDER BY c.device_id, c.key`,
+       GROUP BY c.id, i.camera_id ORDER BY c.device_id COLLATE "C", c.key COLLATE "C"`,
       [deviceId ?? null],
     );
     return rows.map((r) => ({ ...toCamera(r), frames: r.frames as number, lastCapturedAt: (r.last_captured_at as number | null) ?? null, inventory: toInventory(r) }));
