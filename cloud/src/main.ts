@@ -27,6 +27,7 @@ import { ChatClient } from './llm/chat-client.js';
 import { NotificationDispatcher } from './notify/dispatcher.js';
 import { WebhookSender } from './notify/webhook-sender.js';
 import { FolderStore } from './objects/folder-store.js';
+import { S3Store } from './objects/s3-store.js';
 import type { ObjectStore } from './objects/types.js';
 import { UrlSigner } from './objects/url-signer.js';
 import { DB_FILE, openStore } from './store/open-store.js';
@@ -68,8 +69,6 @@ export interface RunningCloud {
   adminToken: string;
   config: CloudConfig;
   store: CloudStore;
-  /** Where objects are kept, for tests and tools that look at the files. */
-  objectsDir: string;
   /** The embedded object folder, when objects are kept there (not in S3). */
   folder: FolderStore | undefined;
   /** The fleet watch: `sweep()` runs one pass now (tests). */
@@ -87,11 +86,11 @@ export interface RunningCloud {
   close(): Promise<void>;
 }
 
-/** Opens the store and the object folder under config.dataDir (creating secrets on first start). */
+/** Opens the configured store and object store (creating the data dir's secrets on first start). */
 export async function openCloudParts(
   config: CloudConfig,
   logger: Logger,
-): Promise<{ store: CloudStore; objects: ObjectStore; folder: FolderStore | undefined; adminToken: string; objectsDir: string }> {
+): Promise<{ store: CloudStore; objects: ObjectStore; folder: FolderStore | undefined; adminToken: string }> {
   try {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   } catch (err) {
@@ -104,28 +103,47 @@ export async function openCloudParts(
     // Logged once, when generated: the operator needs it to log in and issue claim codes.
     if (s.created) logger.warn({ adminToken, path: s.path }, 'generated an admin token (kept in the data dir; set VIGIL_ADMIN_TOKEN to choose one)');
   }
-  const signingKey = config.urlSigningKey ?? loadOrCreateSecret(config.dataDir, SIGNING_KEY_FILE).value;
-  const objectsDir = join(config.dataDir, OBJECTS_DIR);
   const store = await openStore(config);
   try {
+    if (config.s3Bucket) {
+      const objects = await S3Store.open({
+        bucket: config.s3Bucket,
+        endpoint: config.s3Endpoint,
+        region: config.s3Region,
+        urlStyle: config.s3UrlStyle ?? (config.s3Endpoint !== undefined ? 'path' : 'virtual-host'),
+        credentials:
+          config.s3AccessKeyId !== undefined && config.s3SecretAccessKey !== undefined
+            ? { accessKeyId: config.s3AccessKeyId, secretAccessKey: config.s3SecretAccessKey }
+            : undefined,
+        maxObjectBytes: config.maxObjectBytes,
+        presignTtlMs: config.presignTtlS * 1000,
+      }).catch((err: unknown) => {
+        throw new ConfigError(`${(err as Error).message} (VIGIL_S3_BUCKET, VIGIL_S3_ENDPOINT, VIGIL_S3_ACCESS_KEY_ID)`);
+      });
+      return { store, objects, folder: undefined, adminToken };
+    }
+    const signingKey = config.urlSigningKey ?? loadOrCreateSecret(config.dataDir, SIGNING_KEY_FILE).value;
     const folder = await FolderStore.open({
-      root: objectsDir,
+      root: join(config.dataDir, OBJECTS_DIR),
       signer: new UrlSigner(signingKey),
       maxObjectBytes: config.maxObjectBytes,
       presignTtlMs: config.presignTtlS * 1000,
     });
-    return { store, objects: folder, folder, adminToken, objectsDir };
+    return { store, objects: folder, folder, adminToken };
   } catch (err) {
     await store.close();
     throw err;
   }
 }
 
-/** Starts the cloud on the embedded default (SQLite + object folder). */
+/**
+ * Starts the cloud: on the embedded default (SQLite and an object folder in the data dir) unless
+ * the config names a PostgreSQL database or an S3 bucket.
+ */
 export async function startCloud(input: CloudConfigInput, deps: CloudDeps = {}): Promise<RunningCloud> {
   const config = parseConfig(input);
   const logger = deps.logger ?? pino({ level: config.logLevel });
-  const { store, objects, folder, adminToken, objectsDir } = await openCloudParts(config, logger);
+  const { store, objects, folder, adminToken } = await openCloudParts(config, logger);
   const clock: Clock = { now: deps.now ?? Date.now, sleep: deps.sleep ?? systemSleep };
   // Names this process to the replicas sharing its database (leases on run-once work).
   const instance = `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
@@ -143,6 +161,7 @@ export async function startCloud(input: CloudConfigInput, deps: CloudDeps = {}):
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
     await services.stop();
+    await objects.close?.();
     await store.close();
     throw err;
   }
@@ -175,10 +194,11 @@ export async function startCloud(input: CloudConfigInput, deps: CloudDeps = {}):
         unwatch?.();
         await loopsDone;
         await services.stop();
+        await objects.close?.();
         await store.close();
       }
     })());
-  return { url, port, app, adminToken, config, store, objectsDir, folder, fleet, alerts, notifications, triage, analysis, analyser, close };
+  return { url, port, app, adminToken, config, store, folder, fleet, alerts, notifications, triage, analysis, analyser, close };
 }
 
 /** The background parts: alerts and their webhooks, triage, the fleet watch, analysis. */

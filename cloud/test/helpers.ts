@@ -23,7 +23,7 @@ import type { Test } from 'tap';
 import { request } from 'undici';
 import type { CloudConfigInput } from '../src/config.js';
 import { systemSleep, type Sleep } from '../src/lib/clock.js';
-import { startCloud, type CloudDeps, type RunningCloud } from '../src/main.js';
+import { OBJECTS_DIR, startCloud, type CloudDeps, type RunningCloud } from '../src/main.js';
 import { hashPassword, type ScryptParams } from '../src/users/passwords.js';
 import type { FolderStore } from '../src/objects/folder-store.js';
 import { testDatabaseUrl } from '../../test/helpers/postgres.js';
@@ -113,6 +113,8 @@ export interface TestCloud extends RunningCloud {
   dataDir: string;
   /** Test clouds keep objects in the folder store. */
   folder: FolderStore;
+  /** The folder store's directory. */
+  objectsDir: string;
 }
 
 /** Jitter off: retry delays are exactly the backoff ladder's. */
@@ -135,7 +137,7 @@ export async function startTestCloud(
   t.teardown(() => cloud.close());
   const folder = cloud.folder;
   if (!folder) throw new Error('a test cloud keeps its objects in the folder store');
-  return Object.assign(cloud, { clock, dataDir, folder });
+  return Object.assign(cloud, { clock, dataDir, folder, objectsDir: join(dataDir, OBJECTS_DIR) });
 }
 
 export interface Res<T = unknown> {

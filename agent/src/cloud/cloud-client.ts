@@ -77,8 +77,16 @@ export class CloudClient {
 
   /** PUT of object bytes to a (presigned) URL, absolute or relative to the cloud. */
   async putObject(url: string, headers: Record<string, string>, body: Buffer, signal?: AbortSignal): Promise<void> {
-    const res = await this.send(new URL(url, this.#base), 'PUT', { ...headers, 'content-length': String(body.length) }, body, 'object', signal);
-    await res.dump();
+    try {
+      const res = await this.send(new URL(url, this.#base), 'PUT', { ...headers, 'content-length': String(body.length) }, body, 'object', signal);
+      await res.dump();
+    } catch (err) {
+      // A conditional PUT (If-None-Match: *) repeated after its answer was lost: the object is
+      // there already. `complete` then checks that its bytes are these.
+      const conditional = Object.keys(headers).some((h) => h.toLowerCase() === 'if-none-match');
+      if (conditional && err instanceof CloudError && err.status === 412) return;
+      throw err;
+    }
   }
 
   /**

@@ -46,4 +46,6 @@ export interface ObjectStore {
   putFile(key: string, localPath: string): Promise<void>;
   /** Deleting a missing object is not an error. */
   delete(key: string): Promise<void>;
+  /** Lets go of connections, if the store holds any. */
+  close?(): Promise<void>;
 }

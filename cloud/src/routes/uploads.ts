@@ -81,6 +81,9 @@ export const uploadRoutes: FastifyPluginAsync<{ ctx: AppContext }> = async (app,
     const stat = await objects.stat(upload.objectKey);
     if (!stat) throw new CloudError('OBJECT_MISSING', 'the object has not been uploaded (or did not pass its checks); PUT it first');
     if (stat.bytes !== upload.bytes || stat.sha256 !== upload.sha256) {
+      // Gone, so the device's next PUT of the right bytes to this key is not refused as a
+      // repeat (a bucket that honours If-None-Match) and wrong bytes do not linger.
+      await objects.delete(upload.objectKey);
       throw new CloudError('OBJECT_MISMATCH', `the stored object (${stat.bytes} bytes, sha256 ${stat.sha256}) is not what was presigned`);
     }
     const r = await store.completeUpload(upload.id, newId('frm'), ctx.now());
