@@ -12,6 +12,8 @@ import { benchHeartbeat, type BenchFrame } from './device-client.ts';
 export const PERIOD_MS = 30_000;
 /** A request that has not answered by then counts as failed (TIMEOUT). */
 export const REQUEST_TIMEOUT_MS = 30_000;
+/** How long pairs due within the window get to finish after it. */
+export const DRAIN_MS = 10_000;
 export const REQUEST_KINDS = ['claim', 'presign', 'put', 'complete', 'heartbeat'] as const;
 export type RequestKind = (typeof REQUEST_KINDS)[number];
 
@@ -181,7 +183,7 @@ function sleepUntil(at: number, signal?: AbortSignal): Promise<boolean> {
  * the next pair starts late and the backlog shows it. After the window, pairs already due get
  * up to `drainMs` to finish; what is left then is abandoned (and the client closed at once).
  */
-export async function runSteady(client: FleetClient, tokens: string[], frames: FramePair[], durationMs: number, drainMs = 30_000): Promise<SteadyResult> {
+export async function runSteady(client: FleetClient, tokens: string[], frames: FramePair[], durationMs: number, drainMs = DRAIN_MS): Promise<SteadyResult> {
   const n = tokens.length;
   const stats = client.stats;
   const stop = new AbortController();

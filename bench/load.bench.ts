@@ -43,8 +43,17 @@ const CLI = join(ROOT, 'cloud', 'dist', 'cli.js');
 /** Distinct frame pairs; device i sends pair (i + k) % FRAME_POOL as its k-th frame. */
 const FRAME_POOL = 16;
 const CLOCK_TICKS_PER_S = 100;
-/** The bar for "this load is sustained": pairs start this close to when they are due. */
-const MAX_START_LAG_P99_MS = 1_000;
+/**
+ * The bar for "this load is sustained", besides no errors and nothing abandoned: a cloud that
+ * keeps up answers a pair within a few seconds and gets through nearly all that was offered
+ * (the last pairs of the window may still be in flight at its end); an overloaded one queues,
+ * and within one period its latency climbs to tens of seconds.
+ */
+const SUSTAINED_PAIR_P99_MS = 5_000;
+const SUSTAINED_SHARE = 0.9;
+const CLOUD_LINES_SHOWN = 5;
+/** How often the cloud's main thread state is sampled (R running, S waiting for I/O events, D in the kernel on disk). */
+const STATE_SAMPLE_MS = 20;
 
 // Everything started here is stopped on the way out, also after a failure or a signal.
 const cleanups: (() => void)[] = [];
@@ -130,6 +139,38 @@ function machineTicks(): number {
   return f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!;
 }
 
+/**
+ * A thread's time on a CPU and waiting on the run queue for one (ns): for the main thread,
+ * the JS event loop. Run-queue time is the machine's other work taking the core away.
+ */
+function schedstat(pid: number): { cpu: number; wait: number } {
+  const [cpu, wait] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ').map(Number);
+  return { cpu: cpu!, wait: wait! };
+}
+
+/**
+ * Samples the state of a process's main thread: the share of samples in D (uninterruptible,
+ * in practice an fsync or a read from disk) is the share of time the event loop was blocked
+ * on the disk — better-sqlite3 commits synchronously on the loop — which no CPU figure shows.
+ */
+function sampleStates(pid: number): () => { samples: number; disk: number } {
+  let samples = 0;
+  let disk = 0;
+  const timer = setInterval(() => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      samples++;
+      if (stat[stat.lastIndexOf(')') + 2] === 'D') disk++;
+    } catch {
+      // gone
+    }
+  }, STATE_SAMPLE_MS);
+  return () => {
+    clearInterval(timer);
+    return { samples, disk };
+  };
+}
+
 function peakRssMb(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : 0;
@@ -160,13 +201,16 @@ async function startCloudProcess(dataDir: string, databaseUrl: string | undefine
   const child = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const kill = () => void child.kill('SIGKILL');
   cleanups.push(kill);
-  // The last lines it printed, to say why it failed; warnings go to the bench's stderr.
+  // The last lines it printed, to say why it failed; the first few also go to the bench's
+  // stderr (an overloaded cloud logs every request cut short, which would bury the figures).
   const tail: string[] = [];
+  let shown = 0;
   const keep = (b: Buffer) => {
     for (const line of b.toString().split('\n').filter(Boolean)) {
       tail.push(line);
       if (tail.length > 20) tail.shift();
-      process.stderr.write(`cloud: ${line.slice(0, 500)}\n`);
+      if (line.includes('VIGIL_FIRMWARE_KEYRING')) continue; // expected: no firmware here
+      if (shown++ < CLOUD_LINES_SHOWN) process.stderr.write(`cloud: ${line.slice(0, 500)}\n`);
     }
   };
   child.stdout!.on('data', keep);
@@ -188,6 +232,7 @@ async function startCloudProcess(dataDir: string, databaseUrl: string | undefine
     child,
     url,
     stop: async () => {
+      if (shown > CLOUD_LINES_SHOWN) process.stderr.write(`cloud: (${shown - CLOUD_LINES_SHOWN} more lines)\n`);
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const t = setTimeout(kill, 15_000);
@@ -219,7 +264,8 @@ async function freshDatabase(server: Postgres, name: string): Promise<string> {
   return url.href;
 }
 
-async function run(store: StoreKind, devices: number, frames: FramePair[], postgres: Postgres | undefined): Promise<void> {
+/** One store and fleet size, from a fresh cloud; whether the load was sustained. */
+async function run(store: StoreKind, devices: number, frames: FramePair[], postgres: Postgres | undefined): Promise<boolean> {
   const name = `load_${store}_${devices}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'vigil-bench-load-'));
   const removeDir = () => rmSync(dataDir, { recursive: true, force: true });
@@ -236,10 +282,23 @@ async function run(store: StoreKind, devices: number, frames: FramePair[], postg
     client.stats = new LoadStats();
     const pm = postgres ? postmasterPid(postgres.port) : undefined;
     const pid = cloud.child.pid!;
-    const before = { cloud: cpuTicks(pid), pg: pm ? clusterTicks(pm) : 0, self: process.cpuUsage(), machine: machineTicks(), at: performance.now() };
+    const before = {
+      cloud: cpuTicks(pid),
+      pg: pm ? clusterTicks(pm) : 0,
+      self: process.cpuUsage(),
+      machine: machineTicks(),
+      loop: schedstat(pid),
+      selfLoop: schedstat(process.pid),
+      at: performance.now(),
+    };
+    const states = sampleStates(pid);
     const r = await runSteady(client, tokens, frames, SECONDS * 1000);
     // CPU over the window and its drain (the work the window asked for).
     const s = (performance.now() - before.at) / 1000;
+    const { samples, disk } = states();
+    const loop = schedstat(pid);
+    const selfLoop = schedstat(process.pid);
+    const nsPct = (ns: number) => (100 * ns) / 1e9 / s;
     const pct = (ticks: number) => (100 * ticks) / CLOCK_TICKS_PER_S / s;
     const cpu = {
       cloud: pct(cpuTicks(pid) - before.cloud),
@@ -269,11 +328,16 @@ async function run(store: StoreKind, devices: number, frames: FramePair[], postg
     if (pm) report(`${name}_cpu_postgres`, cpu.pg, '%');
     report(`${name}_cpu_generator`, cpu.self, '%');
     report(`${name}_cpu_other`, Math.max(0, cpu.machine - cpu.cloud - cpu.pg - cpu.self), '%');
+    // Where the cloud's event loop spent the window: running JS, waiting for a core, blocked on disk.
+    report(`${name}_cloud_loop_cpu`, nsPct(loop.cpu - before.loop.cpu), '%');
+    report(`${name}_cloud_loop_runqueue`, nsPct(loop.wait - before.loop.wait), '%');
+    report(`${name}_cloud_loop_disk`, samples ? (100 * disk) / samples : 0, '%');
+    report(`${name}_generator_loop_runqueue`, nsPct(selfLoop.wait - before.selfLoop.wait), '%');
     report(`${name}_cloud_rss_peak`, peakRssMb(pid), 'MB');
 
     const errors = kinds.reduce((n, k) => n + st.errorCount(k), 0);
-    const lagP99 = r.startLag.length ? percentile(r.startLag, 99) : 0;
-    const sustained = errors === 0 && r.abandoned === 0 && lagP99 <= MAX_START_LAG_P99_MS && r.pairsInWindow >= 0.95 * r.offeredPairs;
+    const pairP99 = st.latency.pair.length ? percentile(st.latency.pair, 99) : Infinity;
+    const sustained = errors === 0 && r.abandoned === 0 && pairP99 <= SUSTAINED_PAIR_P99_MS && r.pairsInWindow >= SUSTAINED_SHARE * r.offeredPairs;
     report(`${name}_sustained`, sustained ? 1 : 0, 'bool');
     for (const [key, count] of st.errors) console.error(`${name}: ${count} × ${key}, e.g. ${st.examples.get(key)}`);
     if (!sustained) {
@@ -284,10 +348,13 @@ async function run(store: StoreKind, devices: number, frames: FramePair[], postg
       ].sort((a, b) => (b[1] as number) - (a[1] as number))[0]!;
       console.error(
         `${name}: NOT sustained — ${(r.pairsInWindow / w).toFixed(1)} of ${(r.offeredPairs / w).toFixed(1)} pairs/s, ${errors} errors, ` +
-          `start lag p99 ${lagP99.toFixed(0)} ms, ${r.backlogAtEnd} pairs behind at the end, ${r.abandoned} abandoned; ` +
-          `busiest: ${busiest[0]} at ${(busiest[1] as number).toFixed(0)}% of a core (machine ${cpu.machine.toFixed(0)}% of ${cpus().length * 100}%)`,
+          `pair p99 ${pairP99.toFixed(0)} ms, ${r.backlogAtEnd} pairs behind at the end, ${r.abandoned} abandoned; ` +
+          `busiest: ${busiest[0]} at ${(busiest[1] as number).toFixed(0)}% of a core (machine ${cpu.machine.toFixed(0)}% of ${cpus().length * 100}%); ` +
+          `cloud event loop: ${nsPct(loop.cpu - before.loop.cpu).toFixed(0)}% running, ${nsPct(loop.wait - before.loop.wait).toFixed(0)}% waiting for a core, ` +
+          `${samples ? ((100 * disk) / samples).toFixed(0) : 0}% blocked on disk`,
       );
     }
+    return sustained;
   } finally {
     await client.close().catch(() => client.destroy());
     await cloud.stop();
@@ -300,7 +367,17 @@ const frames = await framePool();
 let postgres: Postgres | undefined;
 if (STORES.includes('postgres')) postgres = await startPostgres({ teardown: (fn) => void cleanups.push(() => void fn()) });
 try {
-  for (const store of STORES) for (const devices of DEVICES) await run(store, devices, frames, store === 'postgres' ? postgres : undefined);
+  for (const store of STORES) {
+    for (const [i, devices] of DEVICES.entries()) {
+      if (await run(store, devices, frames, store === 'postgres' ? postgres : undefined)) continue;
+      // A larger fleet on the same store would only fail longer; asked for by name, it still runs.
+      const skipped = DEVICES.slice(i + 1);
+      if (process.env.LOAD_DEVICES === undefined && skipped.length > 0) {
+        console.error(`load_${store}: ${skipped.join(', ')} devices skipped: ${devices} were not sustained`);
+        break;
+      }
+    }
+  }
 } finally {
   cleanUp();
 }
