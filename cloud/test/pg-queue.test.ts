@@ -206,6 +206,63 @@ t.test('two replicas closing due batches at once close and enqueue each batch on
   t.equal(await r.a.analysis.nextBatchCloseAt(), null);
 });
 
+t.test('an event does not join a scene alert that a replica closed while the event was being recorded', async (t) => {
+  const r = await replicas(t);
+  const cam = r.cameraIds[0]!;
+  const f = await addFrame(r.a, cam, 1);
+  const [frameJob] = await r.a.analysis.claimJobs('frame', T0 + 2_000, 1, T0 + 60_000);
+  // A zero window closes the batch at once and queues its job.
+  t.equal(await r.a.analysis.recordIntake(intake(f, cam, 1, null, frameJob!.id, { policy: { windowMs: 0, idleMs: 0, maxFrames: 10 } })), true);
+  const [batchJob] = await r.b.analysis.claimJobs('batch', T0 + 2_000, 1, T0 + 60_000);
+  t.equal(batchJob?.ref, `bat-${f}`);
+  await r.a.alerts.openAlert({ id: 'alr-old', kind: 'scene', deviceId: r.deviceId, cameraId: cam, openedAt: T0, title: 'old', detail: {} }, () => [], T0);
+
+  // Another replica's sweep is closing the alert: its transaction holds the row.
+  const closer = await r.sql.connect();
+  t.teardown(() => closer.release());
+  await closer.query('BEGIN');
+  await closer.query(`UPDATE alerts SET state = 'closed', closed_at = $1, resolution = 'quiet' WHERE id = 'alr-old'`, [T0 + 3_000]);
+  const planned: (string | null)[] = [];
+  const recording = r.b.analysis.recordBatch({
+    jobId: batchJob!.id,
+    batchId: batchJob!.ref,
+    detections: {},
+    outcome: { ok: true },
+    event: {
+      id: 'evt-1',
+      startedAt: T0 + 1_000,
+      endedAt: T0 + 1_000,
+      riskScore: 60,
+      level: 'high',
+      summary: 'a person',
+      reasoning: '',
+      observations: [],
+      detections: [],
+      source: 'detector',
+      model: null,
+      offSpec: null,
+      analysisError: null,
+    },
+    planAlert: (open) => {
+      planned.push(open?.id ?? null);
+      return open
+        ? { action: 'attach', alertId: open.id, escalateTo: null, notify: false }
+        : { action: 'open', alertId: 'alr-new', title: 'new', level: 'high', detail: {}, notify: false };
+    },
+    notify: () => [],
+    now: T0 + 3_000,
+  });
+  const waiting = async () => (await count(r.sql, 'SELECT count(*) AS n FROM pg_locks WHERE NOT granted')) > 0;
+  for (let i = 0; i < 200 && !(await waiting()); i++) await new Promise((res) => setTimeout(res, 25));
+  t.ok(await waiting(), 'the recording waits for the closing transaction');
+  await closer.query('COMMIT');
+  const saved = await recording;
+  t.same(planned, [null], 'the plan saw no open alert (the close committed first)');
+  t.equal(saved.alert?.id, 'alr-new', 'the event opened a new alert');
+  t.equal((await r.a.events.getEvent('evt-1'))?.alertId, 'alr-new');
+  t.equal((await r.a.alerts.getAlert('alr-old'))?.eventCount, 0, 'the closed alert got no event');
+});
+
 t.test('the stream is read in commit order: a reader never sees a gap that a later commit fills', async (t) => {
   const r = await replicas(t);
   const writers = 24;

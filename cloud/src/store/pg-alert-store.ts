@@ -73,9 +73,13 @@ export class PgAlertStore implements AlertStore {
     }
   }
 
-  /** The open alert of (kind, device, camera), or null; on the pool or in a transaction. */
-  async openAlertFor(q: PgClient | pg.Pool, kind: string, deviceId: string, cameraId: string | null): Promise<AlertRecord | null> {
-    const row = await one(q, OPEN_ALERT_FOR, [kind, deviceId, cameraId ?? '']);
+  /**
+   * The open alert of (kind, device, camera), or null; on the pool or in a transaction. With
+   * `lock`, its row stays locked until the transaction ends, so it is still open when the
+   * caller attaches to it (a close that committed first makes this null).
+   */
+  async openAlertFor(q: PgClient | pg.Pool, kind: string, deviceId: string, cameraId: string | null, lock = false): Promise<AlertRecord | null> {
+    const row = await one(q, lock ? `${OPEN_ALERT_FOR} FOR UPDATE OF a` : OPEN_ALERT_FOR, [kind, deviceId, cameraId ?? '']);
     return row ? toAlert(row) : null;
   }
 

@@ -244,7 +244,8 @@ export class PgAnalysisStore implements AnalysisStore {
         eventId = e.id;
         const cameraId = batch.camera_id as string;
         const deviceId = batch.device_id as string;
-        const plan = r.planAlert(await this.#alerts.openAlertFor(c, SCENE_ALERT_KIND, deviceId, cameraId));
+        // Locked: the scene-alert sweep cannot close the alert this event is about to join.
+        const plan = r.planAlert(await this.#alerts.openAlertFor(c, SCENE_ALERT_KIND, deviceId, cameraId, true));
         const notifyAs = (event: 'alert.opened' | 'alert.escalated', on: boolean): Notify => (on ? (a) => r.notify(event, a) : () => []);
         if (plan.action === 'open') {
           const opened = await this.#alerts.openInTransaction(
