@@ -148,6 +148,8 @@ export interface SteadyResult {
   offeredPairs: number;
   /** Pairs whose both variants completed within the window. */
   pairsInWindow: number;
+  /** Pairs whose both variants completed, within the window or its drain. */
+  pairsDone: number;
   /** Frame uploads (either variant) completed within the window. */
   framesInWindow: number;
   heartbeatsInWindow: number;
@@ -193,7 +195,7 @@ export async function runSteady(client: FleetClient, tokens: string[], frames: F
   const offsetOf = (i: number) => (i * PERIOD_MS) / n;
   let offeredPairs = 0;
   for (let i = 0; i < n; i++) offeredPairs += Math.max(0, Math.ceil((durationMs - offsetOf(i)) / PERIOD_MS));
-  const r: SteadyResult = { durationMs, offeredPairs, pairsInWindow: 0, framesInWindow: 0, heartbeatsInWindow: 0, backlogAtEnd: 0, abandoned: 0, startLag: [] };
+  const r: SteadyResult = { durationMs, offeredPairs, pairsInWindow: 0, pairsDone: 0, framesInWindow: 0, heartbeatsInWindow: 0, backlogAtEnd: 0, abandoned: 0, startLag: [] };
   let finished = 0;
   let finishedInWindow = 0;
 
@@ -237,6 +239,7 @@ export async function runSteady(client: FleetClient, tokens: string[], frames: F
       if (done < end) finishedInWindow++;
       if (ok[0] && ok[1]) {
         stats.latency.pair.push(done - started);
+        r.pairsDone++;
         if (done < end) r.pairsInWindow++;
       }
     }

@@ -333,6 +333,16 @@ async function run(store: StoreKind, devices: number, frames: FramePair[], postg
     report(`${name}_cloud_loop_runqueue`, nsPct(loop.wait - before.loop.wait), '%');
     report(`${name}_cloud_loop_disk`, samples ? (100 * disk) / samples : 0, '%');
     report(`${name}_generator_loop_runqueue`, nsPct(selfLoop.wait - before.selfLoop.wait), '%');
+    // What one device's period (a pair and a heartbeat) costs, in CPU time: machine-independent
+    // enough to size a cloud (one core of event loop serves 30 000 / loop ms devices). Only
+    // meaningful when sustained (an overloaded cloud also spends time on requests that time out)
+    // and busy (at 100 devices the idle loops and GC weigh on few pairs).
+    if (r.pairsDone > 0) {
+      const perPair = (pctOfCore: number) => (pctOfCore / 100) * s * 1000 / r.pairsDone;
+      report(`${name}_cloud_cpu_per_pair`, perPair(cpu.cloud), 'ms');
+      report(`${name}_cloud_loop_cpu_per_pair`, perPair(nsPct(loop.cpu - before.loop.cpu)), 'ms');
+      if (pm) report(`${name}_postgres_cpu_per_pair`, perPair(cpu.pg), 'ms');
+    }
     report(`${name}_cloud_rss_peak`, peakRssMb(pid), 'MB');
 
     const errors = kinds.reduce((n, k) => n + st.errorCount(k), 0);
@@ -348,7 +358,7 @@ async function run(store: StoreKind, devices: number, frames: FramePair[], postg
       ].sort((a, b) => (b[1] as number) - (a[1] as number))[0]!;
       console.error(
         `${name}: NOT sustained — ${(r.pairsInWindow / w).toFixed(1)} of ${(r.offeredPairs / w).toFixed(1)} pairs/s, ${errors} errors, ` +
-          `pair p99 ${pairP99.toFixed(0)} ms, ${r.backlogAtEnd} pairs behind at the end, ${r.abandoned} abandoned; ` +
+          `pair p99 ${Number.isFinite(pairP99) ? `${pairP99.toFixed(0)} ms` : 'n/a (none done)'}, ${r.backlogAtEnd} pairs behind at the end, ${r.abandoned} abandoned; ` +
           `busiest: ${busiest[0]} at ${(busiest[1] as number).toFixed(0)}% of a core (machine ${cpu.machine.toFixed(0)}% of ${cpus().length * 100}%); ` +
           `cloud event loop: ${nsPct(loop.cpu - before.loop.cpu).toFixed(0)}% running, ${nsPct(loop.wait - before.loop.wait).toFixed(0)}% waiting for a core, ` +
           `${samples ? ((100 * disk) / samples).toFixed(0) : 0}% blocked on disk`,
