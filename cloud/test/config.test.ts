@@ -1,7 +1,6 @@
 import t from 'tap';
 import { loadConfig, MIB } from '../src/config.js';
 import { runCli, parseTtl } from '../src/cli-commands.js';
-import { SqliteStore } from '../src/store/sqlite-store.js';
 import { join } from 'node:path';
 import { statSync } from 'node:fs';
 import { tempDir, startTestCloud, http, realClock } from './helpers.js';
@@ -46,7 +45,8 @@ t.test('cli: claim-code and revoke work on the data dir, beside a running server
   const out: string[] = [];
   const err: string[] = [];
   const io = { out: (l: string) => out.push(l), err: (l: string) => err.push(l) };
-  const env = { VIGIL_CLOUD_DATA_DIR: cloud.dataDir };
+  // The CLI works on the cloud's database: the data dir's file, or PostgreSQL when the suite runs there.
+  const env = { VIGIL_CLOUD_DATA_DIR: cloud.dataDir, ...(cloud.config.databaseUrl ? { VIGIL_DATABASE_URL: cloud.config.databaseUrl } : {}) };
 
   t.equal(await runCli(['claim-code', '--site', 'Depot', '--ttl', '2h'], io, env), 0);
   const code = out.pop()!;
@@ -57,9 +57,7 @@ t.test('cli: claim-code and revoke work on the data dir, beside a running server
   t.equal(await runCli(['revoke', '--device', claim.body.deviceId], io, env), 0);
   t.equal((await http(cloud.url, 'GET', '/v1/device', { token: claim.body.token })).status, 401, 'revoked by the CLI');
 
-  const store = new SqliteStore(join(cloud.dataDir, 'cloud.db'));
-  t.teardown(() => store.close());
-  const sites = await store.listSites();
+  const sites = await cloud.store.listSites();
   t.same(sites.map((s) => s.name), ['Depot']);
 
   t.equal(await runCli(['revoke', '--device', 'dev_nope'], io, env), 1);

@@ -117,14 +117,23 @@ t.test('login: locked after 5 wrong passwords, even for the right one, until the
   await t.rejects(login.login('ana', 'wrong again'), { code: 'LOGIN_FAILED' }, 'and the ladder starts again');
 });
 
-t.test('login: parallel wrong guesses are all counted and lock at once', async (t) => {
+t.test('login: parallel wrong guesses are counted one by one and lock at once', async (t) => {
   const store = await openStore(t);
   const clock = fakeClock();
   const login = new UserLogin(store.users, clock.now);
-  await cheapUser(store, 'bo', clock.now());
-  const results = await Promise.all(Array.from({ length: 8 }, () => login.login('bo', 'wrong password').catch((e: { code: string }) => e.code)));
-  t.equal(results.filter((c) => c === 'LOGIN_LOCKED').length, 4, 'the 5th..8th each see the lock they made');
-  t.match(await store.users.findUser('bo'), { failedLogins: 8, lockedUntil: clock.now() + 480_000 }, 'the last lock written is the 8th failure\'s (60 s × 2³)');
+  const id = await cheapUser(store, 'bo', clock.now());
+  // The store: eight failures recorded at once are eight, each seeing its own count.
+  const counts = await Promise.all(Array.from({ length: 8 }, () => store.users.recordLoginFailure(id, (n) => lockedUntil(n, clock.now()))));
+  t.same(counts.map((c) => c.failures).sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8], 'no failure lost to a race');
+  t.match(await store.users.findUser('bo'), { failedLogins: 8, lockedUntil: clock.now() + 480_000 }, 'the lock written last is the 8th failure\'s (60 s × 2³)');
+
+  // Through the login: a guess that reads the user after the lock is written is refused
+  // without being counted, so how many count depends on timing; all are refused, none lost.
+  await cheapUser(store, 'carol', clock.now());
+  const results = await Promise.all(Array.from({ length: 8 }, () => login.login('carol', 'wrong password').catch((e: { code: string }) => e.code)));
+  t.ok(results.every((c) => c === 'LOGIN_FAILED' || c === 'LOGIN_LOCKED'), 'every guess refused');
+  const after = (await store.users.findUser('carol'))!;
+  t.ok(after.failedLogins >= 5 && after.lockedUntil !== null && after.lockedUntil > clock.now(), `locked after ${after.failedLogins} counted failures`);
 });
 
 t.test('login: unknown and disabled users get the same answer, after the same work', async (t) => {
