@@ -5,10 +5,10 @@ import t, { type Test } from 'tap';
 import { testDatabaseUrl } from '../../test/helpers/postgres.js';
 import { startS3, type TestS3 } from '../../test/helpers/s3.js';
 import { ConfigError } from '../src/errors.js';
-import { startCloud } from '../src/main.js';
-import { claimDevice, http, makeJpeg, presign, presignBody, putObject, tempDir } from './helpers.js';
+import { startCloud, type RunningCloud } from '../src/main.js';
+import { claimDevice, http, makeJpeg, presign, presignBody, putObject, tempDir, type Jpeg } from './helpers.js';
 
-async function s3Cloud(t: Test): Promise<{ cloud: Awaited<ReturnType<typeof startCloud>>; s3: TestS3 }> {
+async function s3Cloud(t: Test): Promise<{ cloud: RunningCloud; s3: TestS3 }> {
   const s3 = await startS3(t);
   const dataDir = tempDir(t);
   const databaseUrl = await testDatabaseUrl(t, dataDir);
@@ -30,13 +30,19 @@ async function s3Cloud(t: Test): Promise<{ cloud: Awaited<ReturnType<typeof star
   return { cloud, s3 };
 }
 
+/** A presign that must hand out an upload (the frame is new). */
+async function presignUpload(cloud: RunningCloud, token: string, jpeg: Jpeg) {
+  const p = await presign(cloud, token, presignBody(jpeg));
+  if (p.status !== 200 || p.body.status !== 'upload') throw new Error(`presign: ${p.status} ${p.raw.toString()}`);
+  return p.body;
+}
+
 t.test('presign → PUT to the bucket → complete; the image reads back through the cloud', async (t) => {
   const { cloud, s3 } = await s3Cloud(t);
   t.equal(cloud.folder, undefined, 'no object folder: the bucket holds the objects');
   const { token } = await claimDevice(cloud);
   const jpeg = await makeJpeg(7);
-  const p = await presign(cloud, token, presignBody(jpeg));
-  t.equal(p.status, 200);
+  const p = { body: await presignUpload(cloud, token, jpeg) };
   t.ok(p.body.url.startsWith(`${s3.endpoint}/${s3.bucket}/`), 'the URL is the bucket, not the cloud');
   t.equal((await putObject(cloud, p.body.url, jpeg.bytes, p.body.headers)).status, 200);
   const c = await http<{ frameId: string; created: boolean }>(cloud.url, 'POST', '/v1/uploads/complete', { token, json: { uploadId: p.body.uploadId } });
@@ -50,11 +56,11 @@ t.test('other bytes under a presigned URL are refused at complete and deleted; t
   const { cloud, s3 } = await s3Cloud(t);
   const { token } = await claimDevice(cloud);
   const jpeg = await makeJpeg(8);
-  const p = await presign(cloud, token, presignBody(jpeg));
+  const p = { body: await presignUpload(cloud, token, jpeg) };
   // Same length, other bytes: s3rver does not check the body against the signed checksum
   // (S3 would answer 400 BadDigest), so the cloud's own check at complete must catch it.
   const other = Buffer.from(jpeg.bytes);
-  other[other.length >> 1] ^= 0xff;
+  other[other.length >> 1]! ^= 0xff;
   t.equal((await putObject(cloud, p.body.url, other, p.body.headers)).status, 200, 's3rver stores them');
   const bad = await http(cloud.url, 'POST', '/v1/uploads/complete', { token, json: { uploadId: p.body.uploadId } });
   t.equal(bad.body.code, 'OBJECT_MISMATCH');
@@ -65,7 +71,7 @@ t.test('other bytes under a presigned URL are refused at complete and deleted; t
   const head = await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: objectKey })).catch((e: unknown) => e as { name: string });
   t.equal((head as { name?: string }).name, 'NotFound', 'the wrong bytes are gone from the bucket');
   t.equal((await http(cloud.url, 'PUT', p.body.url, { body: jpeg.bytes, headers: p.body.headers })).status, 200, 'the key is free for the right bytes');
-  const again = await presign(cloud, token, presignBody(jpeg));
+  const again = { body: await presignUpload(cloud, token, jpeg) };
   t.equal(again.body.url.split('?')[0], key, 'the device is handed the same upload again');
   const ok = await http<{ frameId: string }>(cloud.url, 'POST', '/v1/uploads/complete', { token, json: { uploadId: again.body.uploadId } });
   t.equal(ok.status, 200, 'and it completes');

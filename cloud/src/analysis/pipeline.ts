@@ -8,7 +8,7 @@ import { Waker } from '../lib/waker.js';
 import type { ObjectStore } from '../objects/types.js';
 import type { AlertRecord } from '../store/alert-types.js';
 import type { Job } from '../store/analysis-types.js';
-import { SCENE_ALERT_KIND } from '../store/sqlite-analysis-store.js';
+import { SCENE_ALERT_KIND } from '../store/analysis-rows.js';
 import type { CloudStore } from '../store/types.js';
 import type { Analyser } from './analyser.js';
 import { analyseBatch, RetryLater } from './batch-analysis.js';

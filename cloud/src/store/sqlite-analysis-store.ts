@@ -18,8 +18,6 @@ import type {
 import type { SqliteAlertStore } from './sqlite-alert-store.js';
 import type { Row } from './sqlite-rows.js';
 
-export { SCENE_ALERT_KIND };
-
 /** The analysis pipeline's tables in the embedded SQLite file (opened and migrated by SqliteStore). */
 export class SqliteAnalysisStore implements AnalysisStore {
   readonly #db: Database.Database;
