@@ -265,6 +265,20 @@ async function freshDatabase(server: Postgres, name: string): Promise<string> {
 }
 
 /** One store and fleet size, from a fresh cloud; whether the load was sustained. */
+/** Transactions committed or rolled back in a database so far (each statement outside a transaction is one). */
+async function transactions(databaseUrl: string): Promise<number> {
+  const c = new pg.Client({ connectionString: databaseUrl });
+  await c.connect();
+  try {
+    // The statistics are a snapshot per transaction; start from a fresh one.
+    await c.query('SELECT pg_stat_clear_snapshot()');
+    const { rows } = await c.query<{ n: string }>('SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = current_database()');
+    return Number(rows[0]!.n);
+  } finally {
+    await c.end();
+  }
+}
+
 async function run(store: StoreKind, devices: number, frames: FramePair[], postgres: Postgres | undefined): Promise<boolean> {
   const name = `load_${store}_${devices}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'vigil-bench-load-'));
@@ -291,6 +305,7 @@ async function run(store: StoreKind, devices: number, frames: FramePair[], postg
       selfLoop: schedstat(process.pid),
       at: performance.now(),
     };
+    const xactsBefore = databaseUrl ? await transactions(databaseUrl) : 0;
     const states = sampleStates(pid);
     const r = await runSteady(client, tokens, frames, SECONDS * 1000);
     // CPU over the window and its drain (the work the window asked for).
@@ -342,6 +357,8 @@ async function run(store: StoreKind, devices: number, frames: FramePair[], postg
       report(`${name}_cloud_cpu_per_pair`, perPair(cpu.cloud), 'ms');
       report(`${name}_cloud_loop_cpu_per_pair`, perPair(nsPct(loop.cpu - before.loop.cpu)), 'ms');
       if (pm) report(`${name}_postgres_cpu_per_pair`, perPair(cpu.pg), 'ms');
+      // Round trips that commit, per device period: how chatty the store is.
+      if (databaseUrl) report(`${name}_postgres_xacts_per_pair`, ((await transactions(databaseUrl)) - xactsBefore) / r.pairsDone, 'xacts');
     }
     report(`${name}_cloud_rss_peak`, peakRssMb(pid), 'MB');
 
