@@ -301,3 +301,35 @@ t.test('the stream is read in commit order: a reader never sees a gap that a lat
   t.equal(await r.a.events.pruneStream(T0 + 1), all.length, 'pruned');
   t.same(await r.b.events.streamBounds(), { first: null, last: all.at(-1) }, 'the last seq is kept when the log is empty');
 });
+
+t.test("a replica hears of another's stream appends, and again after its listening connection was cut", async (t) => {
+  const r = await replicas(t);
+  let heard = 0;
+  const unsubscribe = r.a.watchStream(() => heard++);
+  t.teardown(unsubscribe);
+  const listening = async () =>
+    Number((await r.sql.query("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'vigil-cloud-listen' AND query ILIKE 'LISTEN%'")).rows[0].n);
+  await until(async () => (await listening()) === 1, 'replica a to listen');
+
+  const open = (i: number) => r.b.alerts.openAlert({ kind: 'device_silent', deviceId: r.deviceId, cameraId: r.cameraIds[0]!, id: `alr-w${i}`, openedAt: T0, title: 'silent', detail: {} }, () => [], T0);
+  await open(1);
+  await until(() => heard >= 1, 'the append by replica b to be heard');
+
+  // The server drops the listening connection (a restart, a failover): a new one is opened,
+  // and the listener is called once for what may have been missed meanwhile.
+  const before = heard;
+  await r.sql.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'vigil-cloud-listen'");
+  await until(() => heard > before, 'the catch-up call after reconnecting', 10_000);
+  await until(async () => (await listening()) === 1, 'replica a to listen again', 10_000);
+  const after = heard;
+  await r.b.alerts.closeAlert('alr-w1', T0 + 1, 'back', () => []);
+  await until(() => heard > after, 'a later append to be heard on the new connection');
+});
+
+async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 5_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
