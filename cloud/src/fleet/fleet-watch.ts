@@ -2,7 +2,7 @@ import type { HeartbeatRequest } from '@vigil/protocol';
 import type { Logger } from 'pino';
 import type { AlertService } from '../alerts/alert-service.js';
 import type { Clock } from '../lib/clock.js';
-import { Serial } from '../lib/serial.js';
+import { KeyedSerial } from '../lib/serial.js';
 import type { AlertRecord } from '../store/alert-types.js';
 import type { CameraWatch, FleetDevice } from '../store/fleet-types.js';
 import type { CloudStore, DeviceRecord, FrameRecord } from '../store/types.js';
@@ -45,6 +45,8 @@ export interface FleetWatchStatus {
 }
 
 const FLEET_KINDS: ReadonlySet<string> = new Set(FLEET_ALERT_KINDS);
+/** The sweep's own turn: one sweep at a time. */
+const SWEEP_KEY = '\0sweep';
 export const FLEET_SWEEP_LEASE = 'fleet-sweep';
 /** A lease outlives its renewal time by this much, for a slow sweep or a busy database. */
 const LEASE_SLACK_MS = 5_000;
@@ -57,13 +59,16 @@ const LEASE_SLACK_MS = 5_000;
  * - every sweep interval, what only time reveals: silent devices, cameras without frames, and
  *   revoked devices (whose open alerts close: nobody can act on them, and a re-claim starts
  *   afresh).
- * All of it runs one evaluation at a time (Serial), so a sweep and a heartbeat never decide
- * from two snapshots at once. Across several cloud processes that is not enough; the store's
- * one-open-alert index then keeps duplicates out, and a stale decision is undone by the next.
+ * Evaluations of one device run one at a time (KeyedSerial), so a sweep and a heartbeat never
+ * decide from two snapshots at once; other devices' run side by side. The sweep reads the whole
+ * fleet at once and, where that would change an alert, decides again from that device's
+ * records as they are then, in its turn. Across several cloud processes that is not enough; the
+ * store's one-open-alert index then keeps duplicates out, and a stale decision is undone by the
+ * next.
  */
 export class FleetWatch {
   readonly #o: FleetWatchOptions;
-  readonly #serial = new Serial();
+  readonly #serial = new KeyedSerial();
   /** Silence is not counted from before this cloud started (see rules.silentDecision). */
   readonly #watchingSince: number;
   readonly #status: FleetWatchStatus = { lastSweepAt: null, lastSweepOkAt: null, lastError: null };
@@ -79,12 +84,12 @@ export class FleetWatch {
 
   /** One pass over the fleet. Tests call this directly. */
   sweep(): Promise<SweepResult> {
-    return this.#serial.run(() => this.#sweep());
+    return this.#serial.run(SWEEP_KEY, () => this.#sweep());
   }
 
   /** After a heartbeat was stored. */
   onHeartbeat(deviceId: string, report: HeartbeatRequest): Promise<void> {
-    return this.#serial.run(async () => {
+    return this.#serial.run(deviceId, async () => {
       const fd = await this.#device(deviceId);
       if (!fd) return;
       const { store } = this.#o;
@@ -107,7 +112,7 @@ export class FleetWatch {
 
   /** After a camera inventory was stored: a camera the device stopped finding is offline at once. */
   onInventory(deviceId: string): Promise<void> {
-    return this.#serial.run(async () => {
+    return this.#serial.run(deviceId, async () => {
       const fd = await this.#device(deviceId);
       if (!fd) return;
       const { store } = this.#o;
@@ -126,7 +131,7 @@ export class FleetWatch {
 
   /** After an upload completed with a new frame. */
   onFrame(frame: FrameRecord): Promise<void> {
-    return this.#serial.run(async () => {
+    return this.#serial.run(frame.deviceId, async () => {
       const { store } = this.#o;
       const t = this.#o.thresholds;
       const cam = await store.fleet.getCameraWatch(frame.cameraId);
@@ -149,7 +154,7 @@ export class FleetWatch {
 
   /** After an admin revoked the device: its alerts close now rather than at the next sweep. */
   onRevoked(deviceId: string): Promise<void> {
-    return this.#serial.run(async () => {
+    return this.#serial.run(deviceId, async () => {
       for (const a of await this.#o.store.alerts.openAlerts(deviceId)) await this.#o.alerts.close(a.id, 'device revoked');
     });
   }
@@ -174,7 +179,6 @@ export class FleetWatch {
 
   async #sweep(): Promise<SweepResult> {
     const { store } = this.#o;
-    const t = this.#o.thresholds;
     const now = this.#o.clock.now();
     this.#status.lastSweepAt = now;
     const [devices, open, cameras] = await Promise.all([store.fleet.fleetDevices(), store.alerts.openAlerts(), store.fleet.cameraWatch()]);
@@ -183,24 +187,21 @@ export class FleetWatch {
     const result: SweepResult = { devices: devices.length, opened: 0, closed: 0 };
     let failed: unknown;
     for (const fd of devices) {
-      const mine = openBy.get(fd.device.id) ?? [];
+      const id = fd.device.id;
       try {
-        if (fd.device.revokedAt !== null) {
-          for (const a of mine) if (await this.#o.alerts.close(a.id, 'device revoked')) result.closed++;
-          continue;
-        }
-        const silent = silentDecision(fd, now, this.#watchingSince, t);
-        const decisions: (Decision | null)[] = [silent];
-        // A silent device's camera states are as old as its last heartbeat: leave them be.
-        if (silent.action === 'close') {
-          for (const c of camerasBy.get(fd.device.id) ?? []) decisions.push(cameraOfflineDecision(fd.device.name, c, now, this.#watchingSince, t));
-        }
-        const r = await this.#apply(fd.device, decisions, mine);
+        if (!this.#wouldChange(this.#sweepDecisions(fd, camerasBy.get(id) ?? [], now), openBy.get(id) ?? [])) continue;
+        // Something changes: decide again from the device's records as they are now, in its turn.
+        const r = await this.#serial.run(id, async () => {
+          const [fresh] = await store.fleet.fleetDevices(id);
+          if (!fresh) return { opened: 0, closed: 0 };
+          const [mine, cams] = await Promise.all([store.alerts.openAlerts(id), store.fleet.cameraWatch(id)]);
+          return this.#settle(fresh.device, this.#sweepDecisions(fresh, cams, now), mine);
+        });
         result.opened += r.opened;
         result.closed += r.closed;
       } catch (err) {
         failed = err;
-        this.#o.logger.error({ err, deviceId: fd.device.id }, 'fleet sweep: device failed');
+        this.#o.logger.error({ err, deviceId: id }, 'fleet sweep: device failed');
       }
     }
     if (failed === undefined) {
@@ -218,12 +219,35 @@ export class FleetWatch {
     return fd && fd.device.revokedAt === null ? fd : null;
   }
 
+  /** What a sweep decides for one device; null for a revoked one, whose alerts all close. */
+  #sweepDecisions(fd: FleetDevice, cameras: CameraWatch[], now: number): (Decision | null)[] | null {
+    if (fd.device.revokedAt !== null) return null;
+    const t = this.#o.thresholds;
+    const silent = silentDecision(fd, now, this.#watchingSince, t);
+    const decisions: (Decision | null)[] = [silent];
+    // A silent device's camera states are as old as its last heartbeat: leave them be.
+    if (silent.action === 'close') for (const c of cameras) decisions.push(cameraOfflineDecision(fd.device.name, c, now, this.#watchingSince, t));
+    return decisions;
+  }
+
+  #wouldChange(decisions: (Decision | null)[] | null, open: AlertRecord[]): boolean {
+    if (decisions === null) return open.length > 0;
+    return decisions.some((d) => d !== null && (d.action === 'open') === (existingFor(d, open) === undefined));
+  }
+
+  async #settle(device: DeviceRecord, decisions: (Decision | null)[] | null, open: AlertRecord[]): Promise<{ opened: number; closed: number }> {
+    if (decisions !== null) return this.#apply(device, decisions, open);
+    let closed = 0;
+    for (const a of open) if (await this.#o.alerts.close(a.id, 'device revoked')) closed++;
+    return { opened: 0, closed };
+  }
+
   async #apply(device: DeviceRecord, decisions: (Decision | null)[], open: AlertRecord[]): Promise<{ opened: number; closed: number }> {
     let opened = 0;
     let closed = 0;
     for (const d of decisions) {
       if (!d) continue;
-      const existing = open.find((a) => FLEET_KINDS.has(a.kind) && a.kind === d.kind && a.cameraId === d.cameraId);
+      const existing = existingFor(d, open);
       if (d.action === 'open' && !existing) {
         const r = await this.#o.alerts.open({ kind: d.kind, deviceId: device.id, cameraId: d.cameraId, title: d.title, detail: d.detail });
         if (r.created) {
@@ -236,6 +260,11 @@ export class FleetWatch {
     }
     return { opened, closed };
   }
+}
+
+/** The open fleet alert a decision is about, if any. */
+function existingFor(d: Decision, open: AlertRecord[]): AlertRecord | undefined {
+  return open.find((a) => FLEET_KINDS.has(a.kind) && a.kind === d.kind && a.cameraId === d.cameraId);
 }
 
 function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {

@@ -1,17 +1,24 @@
 /**
- * Runs async functions one at a time, in call order. The fleet watch uses it so that a sweep
- * and a heartbeat for the same device never decide from two different snapshots at once.
+ * Runs async functions one at a time per key, in call order; different keys run side by side.
+ * The fleet watch keys by device, so a sweep and a heartbeat of one device never decide from two
+ * snapshots at once, while other devices' heartbeats do not wait behind them.
  */
-export class Serial {
-  #tail: Promise<unknown> = Promise.resolve();
+export class KeyedSerial {
+  readonly #tails = new Map<string, Promise<unknown>>();
 
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const result = this.#tail.then(fn, fn);
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const tail = this.#tails.get(key) ?? Promise.resolve();
+    const result = tail.then(fn, fn);
     // The chain must not break (or leak a rejection) when one function fails.
-    this.#tail = result.then(
+    const next = result.then(
       () => undefined,
       () => undefined,
     );
+    this.#tails.set(key, next);
+    // The last in line leaves no entry behind.
+    void next.then(() => {
+      if (this.#tails.get(key) === next) this.#tails.delete(key);
+    });
     return result;
   }
 }
