@@ -146,9 +146,13 @@ t.test('replicas opening one alert at once: one creates it, the others get it; o
   const id = created[0]!.alert.id;
 
   const later = T0 + 10 * 60_000;
-  const renotified = await Promise.all([0, 1, 2, 3].map((i) => (i % 2 ? r.a : r.b).alerts.renotify(id, later + i, drafts(1, 'alert.renotified'))));
+  const seen = created[0]!.alert.lastNotifiedAt;
+  const renotified = await Promise.all([0, 1, 2, 3].map((i) => (i % 2 ? r.a : r.b).alerts.renotify(id, seen, later + i, drafts(1, 'alert.renotified'))));
   t.equal(renotified.filter((x) => x !== null).length, 1, 'one replica re-notifies, the others get null');
   t.equal(await count(r.sql, `SELECT count(*) AS n FROM notifications WHERE event = 'alert.renotified'`), 1, 'sent once');
+  const sent = renotified.find((x) => x !== null)!;
+  t.equal(await r.a.alerts.renotify(id, seen, later + 60_000, drafts(1, 'alert.renotified')), null, 'a sweep that read the alert before then does not send it again');
+  t.ok(await r.a.alerts.renotify(id, sent.lastNotifiedAt, later + 60_000, drafts(1, 'alert.renotified')), 'one that read it since does');
 
   const closed = await Promise.all([0, 1, 2, 3].map((i) => (i % 2 ? r.a : r.b).alerts.closeAlert(id, later, 'heartbeat received', drafts(1, 'alert.closed'))));
   t.equal(closed.filter((x) => x !== null).length, 1, 'one close');

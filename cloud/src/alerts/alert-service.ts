@@ -77,12 +77,12 @@ export class AlertService {
     return alert;
   }
 
-  /** Sends an open, unacknowledged alert again. */
-  async renotify(id: string): Promise<AlertRecord | null> {
+  /** Sends an open, unacknowledged alert again, unless it was sent again since `seen` was read. */
+  async renotify(seen: AlertRecord): Promise<AlertRecord | null> {
     const now = this.#o.now();
-    const alert = await this.#o.store.renotify(id, now, this.#notify('alert.renotified', now));
+    const alert = await this.#o.store.renotify(seen.id, seen.lastNotifiedAt, now, this.#notify('alert.renotified', now));
     if (alert) {
-      this.#o.logger.warn({ alertId: id, kind: alert.kind, openedAt: alert.openedAt }, `alert still unacknowledged, sent again: ${alert.title}`);
+      this.#o.logger.warn({ alertId: seen.id, kind: alert.kind, openedAt: alert.openedAt }, `alert still unacknowledged, sent again: ${alert.title}`);
       this.#enqueued();
     }
     return alert;

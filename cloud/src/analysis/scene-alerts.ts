@@ -65,7 +65,7 @@ export async function sweepSceneAlerts(
       const why = a.acknowledgedBy ? `acknowledged by ${a.acknowledgedBy}; quiet for ${Math.round(s.cooldownS / 60)} min` : `quiet for ${Math.round(s.cooldownS / 60)} min`;
       if (await o.alerts.close(a.id, why)) closed++;
     } else if (needsAck && o.now - (a.lastNotifiedAt ?? a.openedAt) >= s.renotifyS * 1000) {
-      if (await o.alerts.renotify(a.id)) renotified++;
+      if (await o.alerts.renotify(a)) renotified++;
     }
   }
   return { closed, renotified };

@@ -107,8 +107,12 @@ export interface AlertStore {
   setDiagnosis(id: string, diagnosis: string, notify: Notify, now: number): Promise<AlertRecord | null>;
   /** Marks an open alert acknowledged; null when it is not open or already acknowledged. */
   acknowledge(id: string, by: string, now: number, notify: Notify): Promise<AlertRecord | null>;
-  /** Tells receivers again about an open, unacknowledged alert; null when it no longer is one. */
-  renotify(id: string, now: number, notify: Notify): Promise<AlertRecord | null>;
+  /**
+   * Tells receivers again about an open, unacknowledged alert whose last notification is still
+   * the one the caller saw (`seenNotifiedAt`, its lastNotifiedAt); null otherwise — no longer
+   * such an alert, or another process re-notified it meanwhile.
+   */
+  renotify(id: string, seenNotifiedAt: number | null, now: number, notify: Notify): Promise<AlertRecord | null>;
   getAlert(id: string): Promise<AlertRecord | null>;
   /** Open alerts first, then newest first. */
   listAlerts(filter: AlertFilter): Promise<AlertRecord[]>;

@@ -15,14 +15,6 @@ export async function appendStreamDrafts(c: PgClient, drafts: StreamDrafts, now:
   for (const d of drafts) await appendStream(c, d.type, d.payload, now);
 }
 
-/**
- * Two replicas' scene-alert sweeps can both find one alert due for re-notification (a lease
- * that ran out mid-sweep); the second must not send it again. No renotify interval is shorter
- * than a minute (analysis settings), so an alert receivers heard of less than this long ago
- * is one another replica has just re-notified.
- */
-export const RENOTIFY_MIN_GAP_MS = 60_000;
-
 /** Inserts tried when the open alert that blocked the insert keeps closing before it is read. */
 const OPEN_TRIES = 5;
 const ALERT_BY_ID = `${ALERT_SELECT} WHERE a.id = $1`;
@@ -128,14 +120,14 @@ export class PgAlertStore implements AlertStore {
     );
   }
 
-  async renotify(id: string, now: number, notify: Notify): Promise<AlertRecord | null> {
+  async renotify(id: string, seenNotifiedAt: number | null, now: number, notify: Notify): Promise<AlertRecord | null> {
     // The second of two replicas re-notifying at once waits for the first's row lock, then
-    // finds last_notified_at just moved and changes nothing.
+    // finds last_notified_at moved from what it saw and changes nothing.
     return this.#change(
       id,
       `UPDATE alerts SET last_notified_at = $2 WHERE id = $1 AND state = 'open' AND acknowledged_at IS NULL
-       AND (last_notified_at IS NULL OR last_notified_at <= $2 - $3::bigint)`,
-      [now, RENOTIFY_MIN_GAP_MS],
+       AND last_notified_at IS NOT DISTINCT FROM $3::bigint`,
+      [now, seenNotifiedAt],
       'alert.renotified',
       notify,
       now,

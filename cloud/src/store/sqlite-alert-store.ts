@@ -74,10 +74,10 @@ export class SqliteAlertStore implements AlertStore {
       .immediate();
   }
 
-  async renotify(id: string, now: number, notify: Notify): Promise<AlertRecord | null> {
+  async renotify(id: string, seenNotifiedAt: number | null, now: number, notify: Notify): Promise<AlertRecord | null> {
     const s = this.#s;
     return this.#db
-      .transaction(() => (s.renotified.run(now, id).changes === 1 ? this.#changed(id, 'alert.renotified', notify, now) : null))
+      .transaction(() => (s.renotified.run(now, id, seenNotifiedAt).changes === 1 ? this.#changed(id, 'alert.renotified', notify, now) : null))
       .immediate();
   }
 
@@ -148,7 +148,7 @@ function prepare(db: Database.Database) {
        AND instr('low,medium,high,critical', level) < instr('low,medium,high,critical', :level)`,
     ),
     acknowledge: p(`UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ? WHERE id = ? AND state = 'open' AND acknowledged_at IS NULL`),
-    renotified: p(`UPDATE alerts SET last_notified_at = ? WHERE id = ? AND state = 'open' AND acknowledged_at IS NULL`),
+    renotified: p(`UPDATE alerts SET last_notified_at = ? WHERE id = ? AND state = 'open' AND acknowledged_at IS NULL AND last_notified_at IS ?`),
     notified: p('UPDATE alerts SET last_notified_at = ? WHERE id = ?'),
     insertStream: p('INSERT INTO stream (type, payload, created_at) VALUES (?, ?, ?)'),
     alert: p(`${ALERT_SELECT} WHERE a.id = ?`),
