@@ -1,5 +1,5 @@
 import t from 'tap';
-import { loadConfig, MIB } from '../src/config.js';
+import { CONFIG_FLAGS, loadConfig, MIB } from '../src/config.js';
 import { runCli, parseTtl } from '../src/cli-commands.js';
 import { join } from 'node:path';
 import { statSync } from 'node:fs';
@@ -126,4 +126,34 @@ t.test('fleet, webhook and triage options: defaults, env, flags, clear errors', 
   t.throws(() => loadConfig({ env: { VIGIL_BACKLOG_HEARTBEATS: '21' } }), { message: /VIGIL_BACKLOG_HEARTBEATS/ });
   t.throws(() => loadConfig({ env: { VIGIL_FLEET_SWEEP_INTERVAL_S: '0' } }), { message: /VIGIL_FLEET_SWEEP_INTERVAL_S/ });
   t.throws(() => loadConfig({ env: { VIGIL_TRIAGE_BASE_URL: 'not a url', VIGIL_TRIAGE_MODEL: 'm' } }), { message: /VIGIL_TRIAGE_BASE_URL: must be an http/ });
+});
+
+t.test('database and object store options: SQLite and the folder by default; PostgreSQL and S3 by env; clear errors', async (t) => {
+  const d = loadConfig({ env: {} });
+  t.equal(d.databaseUrl, undefined, 'SQLite in the data dir');
+  t.equal(d.s3Bucket, undefined, 'the object folder');
+  t.match(d, { databasePoolSize: 10, s3Region: 'us-east-1', jobLeaseS: 60 });
+
+  const env = {
+    VIGIL_DATABASE_URL: 'postgres://vigil:pw@db.internal:5432/vigil',
+    VIGIL_S3_BUCKET: 'frames',
+    VIGIL_S3_ENDPOINT: 'http://minio.internal:9000',
+    VIGIL_S3_ACCESS_KEY_ID: 'AKIA1',
+    VIGIL_S3_SECRET_ACCESS_KEY: 'secret1',
+  };
+  t.match(loadConfig({ env, flags: { 'database-pool-size': '20', 's3-url-style': 'virtual-host' } }), {
+    databaseUrl: env.VIGIL_DATABASE_URL,
+    databasePoolSize: 20,
+    s3Bucket: 'frames',
+    s3Endpoint: 'http://minio.internal:9000',
+    s3UrlStyle: 'virtual-host',
+    s3AccessKeyId: 'AKIA1',
+    s3SecretAccessKey: 'secret1',
+  });
+
+  t.throws(() => loadConfig({ env: { VIGIL_DATABASE_URL: 'mysql://db/vigil' } }), { code: 'CONFIG_INVALID', message: /VIGIL_DATABASE_URL: must be a postgres:\/\/ URL/ });
+  t.throws(() => loadConfig({ env: { VIGIL_S3_BUCKET: 'frames', VIGIL_S3_ACCESS_KEY_ID: 'AKIA1' } }), { message: /s3SecretAccessKey: S3 credentials need both/ });
+  t.throws(() => loadConfig({ env: { VIGIL_S3_ENDPOINT: 'http://minio:9000' } }), { message: /s3Bucket: the S3 options need a bucket/ });
+  t.throws(() => loadConfig({ env: { VIGIL_S3_BUCKET: 'frames', VIGIL_S3_URL_STYLE: 'dns' } }), { message: /VIGIL_S3_URL_STYLE/ });
+  for (const secret of ['database-url', 's3-access-key-id', 's3-secret-access-key']) t.notOk(secret in CONFIG_FLAGS, `no --${secret} flag: env only`);
 });
