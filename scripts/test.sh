@@ -32,8 +32,8 @@ tally "$out"
 if [ "$#" -eq 0 ]; then
   pg_out=.tap/report-postgres.txt
   files=$(grep -lE 'startTestCloud|testDatabaseUrl' cloud/test/*.test.ts)
-  # shellcheck disable=SC2086 # one word per file
   echo "# the cloud suite on PostgreSQL"
+  # shellcheck disable=SC2086 # one word per file
   VIGIL_TEST_DATABASE=postgres scripts/with-postgres.sh npx --no-install tap $files 2>&1 | tee "$pg_out"
   tally "$pg_out"
 fi

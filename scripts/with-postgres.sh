@@ -5,7 +5,7 @@
 # PostgreSQL refuses to run as root, so under root (CI) the cluster belongs to `postgres`.
 #   scripts/with-postgres.sh npx tap cloud/test/uploads.test.ts
 set -eu
-bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+bin=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
 [ -x "$bin/initdb" ] || { echo "PostgreSQL is not installed (scripts/deps.sh installs it)" >&2; exit 1; }
 dir=$(mktemp -d "${TMPDIR:-/tmp}/vigil-pg-XXXXXX")
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }

@@ -213,7 +213,9 @@ t.test('a replica killed mid-load: every accepted frame is kept, analysed once, 
   t.equal(await count(c.db, 'SELECT count(*) AS n FROM (SELECT frame_id FROM analysis_frames WHERE batch_id IS NOT NULL GROUP BY frame_id HAVING count(*) > 1) x'), 0, 'no frame in two batches');
   const retaken = await count(c.db, "SELECT count(*) AS n FROM jobs WHERE kind = 'batch' AND attempts > 1");
   t.ok(retaken > 0, `${retaken} analyses the dead replica had in flight were taken over`);
-  t.equal(c.model.requests.length, events + retaken, 'the model was asked once per batch, and again for each taken over');
+  // A batch taken over may have been claimed by the dead replica before it asked the model.
+  const asked = c.model.requests.length;
+  t.ok(asked >= events && asked <= events + retaken, `the model was asked ${asked} times: once per batch, and again at most for each taken over`);
 
   // The survivor carries on alone.
   t.equal((await call(c.url, 'GET', '/healthz')).status, 200, 'the one address still answers');
