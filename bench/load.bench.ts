@@ -8,7 +8,7 @@
 // Quick runs: LOAD_STORES=sqlite LOAD_DEVICES=100 LOAD_SECONDS=10.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { register } from 'node:module';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import sharp from 'sharp';
 import { SAMPLE_PHOTO, withNoise } from '../cloud/test/scenes.ts';
 import { benchFrame } from './device-client.ts';
 import { BENCH_ADMIN_TOKEN, percentile, report, ROOT } from './lib.ts';
+import { CLOCK_TICKS_PER_S, clusterTicks, cpuTicks, machineTicks, peakRssMb, postmasterPid, sampleStates, schedstat } from './proc-stats.ts';
 import { claimFleet, FleetClient, LoadStats, PERIOD_MS, runSteady, type FramePair, type RequestKind } from './load-generator.ts';
 
 // test/helpers is written for the test runner's TypeScript loader, which maps './x.js' to
@@ -42,7 +43,6 @@ if (!(SECONDS > 0)) throw new Error(`LOAD_SECONDS: ${process.env.LOAD_SECONDS} i
 const CLI = join(ROOT, 'cloud', 'dist', 'cli.js');
 /** Distinct frame pairs; device i sends pair (i + k) % FRAME_POOL as its k-th frame. */
 const FRAME_POOL = 16;
-const CLOCK_TICKS_PER_S = 100;
 /**
  * The bar for "this load is sustained", besides no errors and nothing abandoned: a cloud that
  * keeps up answers a pair within a few seconds and gets through nearly all that was offered
@@ -52,8 +52,6 @@ const CLOCK_TICKS_PER_S = 100;
 const SUSTAINED_PAIR_P99_MS = 5_000;
 const SUSTAINED_SHARE = 0.9;
 const CLOUD_LINES_SHOWN = 5;
-/** How often the cloud's main thread state is sampled (R running, S waiting for I/O events, D in the kernel on disk). */
-const STATE_SAMPLE_MS = 20;
 
 // Everything started here is stopped on the way out, also after a failure or a signal.
 const cleanups: (() => void)[] = [];
@@ -85,95 +83,6 @@ async function framePool(): Promise<FramePair[]> {
   const pool: FramePair[] = [];
   for (let i = 0; i < FRAME_POOL; i++) pool.push({ original: await make(1280, 720, 60, i + 1), compressed: await make(640, 360, 30, i + 1) });
   return pool;
-}
-
-/** utime + stime (and, with `children`, what waited-for children used) of a process, in ticks. */
-function cpuTicks(pid: number, children = false): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after "pid (comm) ": state is [0], utime [11], stime [12], cutime [13], cstime [14].
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
-    return f[11]! + f[12]! + (children ? f[13]! + f[14]! : 0);
-  } catch {
-    return 0; // gone
-  }
-}
-
-/** The PostgreSQL cluster listening on `port`: its postmaster, found by its command line. */
-function postmasterPid(port: number): number {
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-      if (argv[0]!.endsWith('/postgres') && argv.includes(`port=${port}`)) return Number(p);
-    } catch {
-      // gone
-    }
-  }
-  throw new Error(`no postgres process on port ${port}`);
-}
-
-/**
- * The whole cluster's CPU: the postmaster with what its exited children used (backends, once
- * waited for, land in its cutime/cstime) plus every live child. A backend that exits during the
- * window moves from the second sum to the first, so the difference of two samples stays right.
- */
-function clusterTicks(postmaster: number): number {
-  let t = cpuTicks(postmaster, true);
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) t += cpuTicks(Number(p));
-    } catch {
-      // gone
-    }
-  }
-  return t;
-}
-
-/** Busy ticks of the whole machine (all cores). */
-function machineTicks(): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
-  return f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!;
-}
-
-/**
- * A thread's time on a CPU and waiting on the run queue for one (ns): for the main thread,
- * the JS event loop. Run-queue time is the machine's other work taking the core away.
- */
-function schedstat(pid: number): { cpu: number; wait: number } {
-  const [cpu, wait] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ').map(Number);
-  return { cpu: cpu!, wait: wait! };
-}
-
-/**
- * Samples the state of a process's main thread: the share of samples in D (uninterruptible,
- * in practice an fsync or a read from disk) is the share of time the event loop was blocked
- * on the disk — better-sqlite3 commits synchronously on the loop — which no CPU figure shows.
- */
-function sampleStates(pid: number): () => { samples: number; disk: number } {
-  let samples = 0;
-  let disk = 0;
-  const timer = setInterval(() => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      samples++;
-      if (stat[stat.lastIndexOf(')') + 2] === 'D') disk++;
-    } catch {
-      // gone
-    }
-  }, STATE_SAMPLE_MS);
-  return () => {
-    clearInterval(timer);
-    return { samples, disk };
-  };
-}
-
-function peakRssMb(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : 0;
 }
 
 interface CloudProcess {
