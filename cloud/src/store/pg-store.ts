@@ -16,8 +16,8 @@ import { PgLeaseStore } from './pg-lease-store.js';
 import { migratePostgres } from './pg-migrations.js';
 import { StreamListener } from './pg-stream.js';
 import { PgUserStore } from './pg-user-store.js';
-import { LAST_SEEN_RESOLUTION_MS } from './sqlite-store.js';
 import { DEVICE_COLUMNS, INVENTORY_COLUMNS, toCamera, toDevice, toFrame, toInventory, toSite, toUpload } from './sqlite-rows.js';
+import { LAST_SEEN_RESOLUTION_MS } from './types.js';
 import type {
   CameraRecord,
   CameraWithStats,

@@ -18,6 +18,7 @@ import { SqliteLeaseStore } from './sqlite-lease-store.js';
 import { SqliteUserStore } from './sqlite-user-store.js';
 import type { UserStore } from './user-types.js';
 import { DEVICE_COLUMNS, INVENTORY_COLUMNS, toCamera, toDevice, toFrame, toInventory, toSite, toUpload, type Row } from './sqlite-rows.js';
+import { LAST_SEEN_RESOLUTION_MS } from './types.js';
 import type {
   CameraRecord,
   CameraWithStats,
@@ -34,8 +35,6 @@ import type {
   UploadRecord,
 } from './types.js';
 
-/** last_seen_at is written at most this often per device, not on every request. */
-export const LAST_SEEN_RESOLUTION_MS = 60_000;
 
 type Db = Database.Database;
 

@@ -13,6 +13,9 @@ import type { UserStore } from './user-types.js';
 // Scope: reads take an optional device id. With it, records of other devices do not exist
 // (the device API); without it, every record is visible (the admin API).
 
+/** last_seen_at is written at most this often per device, not on every request (both stores). */
+export const LAST_SEEN_RESOLUTION_MS = 60_000;
+
 export interface SiteRecord {
   id: string;
   name: string;
